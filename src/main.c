@@ -1,0 +1,34 @@
+/* main.c: the `maskrcnn` command; subcommand dispatch only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/selfcheck.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"selfcheck", selfcheck_main, "check the build, the libraries and the device; CPU sgemm rate"},
+};
+enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: maskrcnn COMMAND [ARGS...]   (maskrcnn COMMAND --help for details)\n\ncommands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
