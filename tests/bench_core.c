@@ -52,7 +52,7 @@ static void bench_rng(int gpu) {
     t0 = now_s();
     rng_normal_cpu(&r, h, N, 0, 1);
     double tn = now_s() - t0;
-    printf("%-10s %10.3f %10.3f   (single thread)\n", "cpu", N / tu * 1e-9, N / tn * 1e-9);
+    printf("%-10s %10.3f %10.3f   (%d threads)\n", "cpu", N / tu * 1e-9, N / tn * 1e-9, omp_get_max_threads());
     if (gpu) {
         float *d = gpu_malloc(N * sizeof(float), "bench");
         rng_uniform_gpu(&r, d, N, 0, 1); /* warm-up */

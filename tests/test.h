@@ -165,7 +165,7 @@ __attribute__((unused)) static int test_have_gpu(char *why, size_t n) { return g
 __attribute__((unused)) static int test_gradcheck(const char *file, int line, const char *what,
                           double (*loss)(const double *x, void *ctx), void *ctx, double *x,
                           const double *grad, long n, double h, double atol, double rtol) {
-    double *num = malloc((size_t)n * sizeof *num);
+    double *num = (double *)malloc((size_t)n * sizeof *num);
     for (long i = 0; i < n; i++) {
         double keep = x[i];
         x[i] = keep + h;

@@ -91,6 +91,30 @@ static void test_normal_map(void) {
     EXPECT(m[0] == 1.5f + 0.5f * z[0], "mean + std * z: %.9g vs %.9g", m[0], 1.5f + 0.5f * z[0]);
 }
 
+/* The bulk fills use the same words as the scalar draws, at any seed, stream and offset,
+ * across the fills' internal chunk boundaries (4096 values). */
+static void test_fills_match_words(void) {
+    enum { N = 9000 };
+    static float u[N], z[N];
+    rng a = rng_make(0x0123456789abcdefull, 0xfedcba9876543210ull), b = a;
+    a.offset = b.offset = 5;
+    rng_uniform_cpu(&a, u, N, 0, 1);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += u[i] != philox_to_uniform(rng_u32(&b));
+    EXPECT(bad == 0, "%d uniform values differ from the word sequence", bad);
+    rng c = rng_make(77, 3), d = c;
+    c.offset = d.offset = 2;
+    rng_normal_cpu(&c, z, N - 1, 0, 1);
+    bad = 0;
+    for (int i = 0; i < N - 1; i += 2) {
+        uint32_t w0 = rng_u32(&d), w1 = rng_u32(&d);
+        bad += z[i] != philox_to_normal(w0, w1, 0);
+        if (i + 1 < N - 1) bad += z[i + 1] != philox_to_normal(w0, w1, 1);
+    }
+    EXPECT(bad == 0, "%d normal values differ from the word sequence", bad);
+    EXPECT(c.offset == d.offset, "offsets %llu vs %llu", (unsigned long long)c.offset, (unsigned long long)d.offset);
+}
+
 static void test_chunks_equal_whole(void) {
     enum { N = 1001 };
     static float whole[N], parts[N], nwhole[N], nparts[N];
@@ -196,6 +220,7 @@ int main(void) {
     RUN(test_stream_layout);
     RUN(test_uniform_map);
     RUN(test_normal_map);
+    RUN(test_fills_match_words);
     RUN(test_chunks_equal_whole);
     RUN(test_streams_and_seeds_differ);
     RUN(test_distributions);

@@ -29,21 +29,46 @@ void rng_shuffle_i32(rng *r, int32_t *idx, int n) {
     }
 }
 
+/* Words k0 .. k0+n-1 of the stream into w, one Philox block per four words. */
+static void stream_words(const rng *r, uint64_t k0, int n, uint32_t *w) {
+    uint32_t key[2] = {(uint32_t)r->seed, (uint32_t)(r->seed >> 32)};
+    for (int i = 0; i < n;) {
+        uint64_t k = k0 + (uint64_t)i, block = k >> 2;
+        uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)r->stream,
+                           (uint32_t)(r->stream >> 32)};
+        uint32_t out[4];
+        philox4x32_10(ctr, key, out);
+        for (int lane = (int)(k & 3); lane < 4 && i < n; lane++) w[i++] = out[lane];
+    }
+}
+
+/* Fills are cut into chunks of FILL_CHUNK values that threads compute independently;
+ * each value depends only on its word index, so the result does not depend on threads. */
+#define FILL_CHUNK 4096
+
 void rng_uniform_cpu(rng *r, float *out, int64_t n, float lo, float hi) {
     CHECK(n >= 0);
-    for (int64_t i = 0; i < n; i++)
-        out[i] = philox_affine(philox_to_uniform(philox_word(r->seed, r->stream, r->offset + (uint64_t)i)),
-                              hi - lo, lo);
+    float span = hi - lo;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n; c += FILL_CHUNK) {
+        uint32_t w[FILL_CHUNK];
+        int len = (int)(n - c < FILL_CHUNK ? n - c : FILL_CHUNK);
+        stream_words(r, r->offset + (uint64_t)c, len, w);
+        for (int i = 0; i < len; i++) out[c + i] = philox_affine(philox_to_uniform(w[i]), span, lo);
+    }
     r->offset += (uint64_t)n;
 }
 
 void rng_normal_cpu(rng *r, float *out, int64_t n, float mean, float std) {
     CHECK(n >= 0);
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t k = r->offset + (uint64_t)(i & ~(int64_t)1);
-        float z = philox_to_normal(philox_word(r->seed, r->stream, k),
-                                   philox_word(r->seed, r->stream, k + 1), (int)(i & 1));
-        out[i] = philox_affine(z, std, mean);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n; c += FILL_CHUNK) { /* FILL_CHUNK is even: pairs stay whole */
+        uint32_t w[FILL_CHUNK];
+        int len = (int)(n - c < FILL_CHUNK ? n - c : FILL_CHUNK);
+        int words = len + (len & 1);
+        stream_words(r, r->offset + (uint64_t)c, words, w);
+        for (int i = 0; i < len; i++)
+            out[c + i] = philox_affine(philox_to_normal(w[i & ~1], w[i | 1], i & 1), std, mean);
     }
     r->offset += (uint64_t)(n + (n & 1));
 }
