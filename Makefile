@@ -160,27 +160,45 @@ check-deps: report
 deps:
 	@bash scripts/deps.sh "$(CJSON_H)" "$(CJSON_L)" "$(TJ_H)" "$(TJ_L)" "$(BLAS_H)" "$(BLAS_L)"
 
+# V=1 prints the full commands.
+ifeq ($(V),1)
+  Q :=
+  say = @true
+else
+  Q := @
+  say = @printf '  %-5s %s\n'
+endif
+
 $(BUILD)/%.o: %.c $(STAMP) | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.cu $(STAMP) | check-deps
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(say) NVCC $<
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/libmaskrcnn.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(say) AR $@
+	$(Q)ar rcs $@ $^
 
 $(BIN): $(BUILD)/src/main.o $(BUILD)/libmaskrcnn.a
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libmaskrcnn.a
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/tests/%.o $(BUILD)/libmaskrcnn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Keep the test objects (they are intermediate files of the link rules above).
+.SECONDARY:
 
 # `make test` and `make demo` install what is missing first, then re-read this Makefile
 # (a second make) so the build sees the freshly installed libraries.
@@ -189,7 +207,7 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests:
-	@bash scripts/run-tests.sh $(BUILD)/tests
+	@bash scripts/run-tests.sh $(BUILD)/tests $(TEST_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
@@ -207,7 +225,7 @@ clean:
 
 help:
 	@echo "targets: all (default) test bench demo deps clean"
-	@echo "knobs:   SANITIZE=1 (ASan+UBSan, implies CUDA=0)  DEBUG=1  CUDA=0|1  CUDA_ARCH=90  PYTHON=python3"
+	@echo "knobs:   SANITIZE=1 (ASan+UBSan, implies CUDA=0)  DEBUG=1  CUDA=0|1  CUDA_ARCH=90  PYTHON=python3  V=1 (show commands)"
 	@echo "paths:   CUDA_HOME CUDNN_HOME OPENBLAS_INC OPENBLAS_LIB EXTRA_INC EXTRA_LIB DEPS_PREFIX"
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(TEST_BIN:%=%.d) $(BENCH_C:tests/%.c=$(BUILD)/tests/%.d)

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# run-tests.sh DIR: run every test binary in DIR, print one line per binary, and end with
+# run-tests.sh DIR [BINARY...]: run the given test binaries (default: every DIR/test_*),
+# print one line per binary, and end with
 #   N passed, N failed, N skipped
 # counting test cases. Each binary prints its own counts as its last line
 # ("test_x: P passed, F failed, S skipped", see tests/test.h). A binary that crashes, hangs
 # (TEST_TIMEOUT seconds, default 600) or exits non-zero without reporting failures counts
 # as one failed case. Full output of each binary: DIR/logs/NAME.log.
 set -u
-dir=${1:?usage: run-tests.sh BUILD/tests}
+dir=${1:?usage: run-tests.sh BUILD/tests [BINARY...]}
+shift
+bins=("$@")
+[ ${#bins[@]} -gt 0 ] || bins=("$dir"/test_*)
 timeout_s=${TEST_TIMEOUT:-600}
 mkdir -p "$dir/logs"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 total_p=0 total_f=0 total_s=0
 failed_bins=()
-for bin in "$dir"/test_*; do
+for bin in "${bins[@]}"; do
     [ -f "$bin" ] && [ -x "$bin" ] || continue
     case "$bin" in *.o|*.d) continue ;; esac
     name=$(basename "$bin")

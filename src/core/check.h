@@ -15,8 +15,8 @@
 extern "C" {
 #endif
 
-/* Prints "file:line: <formatted message>" to stderr, flushes the log, exits 1.
- * Under DEBUG=1 builds it calls abort() instead so a debugger stops there. */
+/* Prints "file:line: <formatted message>" to stderr, flushes the log, exits 1 (abort()
+ * instead when the environment has MRC_ABORT=1, for a debugger or a core dump). */
 void mrc_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 
