@@ -36,7 +36,10 @@ CUDNN_HOME ?= $(CUDA_HOME)
 ifeq ($(SANITIZE),1)
   override CUDA := 0
 endif
-CUDA ?= $(if $(NVCC),1,0)
+ifeq ($(origin CUDA),undefined)
+  CUDA_AUTO := 1
+  CUDA := $(if $(NVCC),1,0)
+endif
 
 # ---- finding headers and libraries -----------------------------------------------------
 SYS_INC := /usr/include /usr/include/$(MULTIARCH) /usr/local/include
@@ -62,6 +65,14 @@ ifeq ($(CUDA),1)
   CUDNN_L := $(call find_lib,cudnn,$(CUDNN_LIBDIRS))
   CUBLAS_L := $(call find_lib,cublas,$(CUDA_LIBDIRS) $(EXTRA_LIB))
   CUDART_L := $(call find_lib,cudart,$(CUDA_LIBDIRS))
+  # Left to itself (no CUDA= given), a machine with nvcc but without cuDNN or cuBLAS builds
+  # the CPU path and says why; CUDA=1 on such a machine is an error.
+  ifeq ($(CUDA_AUTO),1)
+    ifeq ($(and $(CUDNN_H),$(CUDNN_L),$(CUBLAS_L),$(CUDART_L)),)
+      CUDA := 0
+      CUDA_NOTE := nvcc found, but not cuDNN/cuBLAS (set CUDNN_HOME, or CUDA=1 to insist): CPU-only build
+    endif
+  endif
 endif
 
 # Link flags for a found library path: -L DIR, an rpath to DIR, and -l:FILE (so a pip
@@ -135,6 +146,7 @@ all: report check-deps $(BIN) $(TEST_BIN) $(BENCH_BIN)
 report:
 	@echo "maskrcnn.c build ($(BUILD)): CUDA=$(CUDA) SANITIZE=$(SANITIZE) DEBUG=$(DEBUG)"
 	@echo "  nvcc      : $(or $(NVCC),not found (CPU-only build))"
+	$(if $(CUDA_NOTE),@echo "  note      : $(CUDA_NOTE)")
 	@echo "  cuDNN     : $(if $(filter 1,$(CUDA)),$(or $(CUDNN_L),not found under CUDNN_HOME=$(CUDNN_HOME)),not used)"
 	@echo "  cuBLAS    : $(if $(filter 1,$(CUDA)),$(or $(CUBLAS_L),not found under CUDA_HOME=$(CUDA_HOME)),not used)"
 	@echo "  OpenBLAS  : $(or $(BLAS_L),not found in OPENBLAS_LIB=$(OPENBLAS_LIB)) (OpenMP build)"
@@ -150,7 +162,7 @@ check-deps: report
 	if [ "$(CUDA)" = 1 ]; then \
 	  [ -n "$(NVCC)" ] || missing="$$missing nvcc(set CUDA_HOME)"; \
 	  [ -n "$(CUDNN_H)" ] && [ -n "$(CUDNN_L)" ] || missing="$$missing cuDNN(set CUDNN_HOME)"; \
-	  [ -n "$(CUBLAS_L)" ] || missing="$$missing cuBLAS"; \
+	  [ -n "$(CUBLAS_L)" ] && [ -n "$(CUDART_L)" ] || missing="$$missing cuBLAS/cudart"; \
 	fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "error: missing:$$missing. Run 'make deps', or point the build at them (EXTRA_INC, EXTRA_LIB, OPENBLAS_INC, OPENBLAS_LIB, DEPS_PREFIX, CUDA_HOME, CUDNN_HOME; CUDA=0 for a CPU-only build)." >&2; \

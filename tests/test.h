@@ -151,6 +151,21 @@ __attribute__((unused)) static int test_run_child(void (*fn)(void *), void *arg,
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/* For tests of fatal paths that check the reported source line: TEST_AT_LINE(stmt) prints
+ * "line N" (N = the line it stands on, which is also stmt's __LINE__) and runs stmt;
+ * test_child_line reads N back from the captured output. */
+#define TEST_AT_LINE(stmt)             \
+    do {                               \
+        printf("line %d\n", __LINE__); \
+        fflush(stdout);                \
+        stmt;                          \
+    } while (0)
+__attribute__((unused)) static int test_child_line(const char *out) {
+    int line = -1;
+    sscanf(out, "line %d", &line);
+    return line;
+}
+
 /* 1 when a usable GPU is present; otherwise 0 and the reason in why. */
 __attribute__((unused)) static int test_have_gpu(char *why, size_t n) { return gpu_probe(0, NULL, why, n); }
 #define REQUIRE_GPU()                                          \

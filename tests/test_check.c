@@ -4,34 +4,20 @@
 #include "core/log.h"
 #include "test.h"
 
-/* The child process reports the line of its failing statement as "line N" first. */
-static int child_line(const char *out) {
-    int line = -1;
-    sscanf(out, "line %d", &line);
-    return line;
-}
-/* Prints the line it stands on, then runs stmt (whose __LINE__ is the same line). */
-#define AT_LINE(stmt)                  \
-    do {                               \
-        printf("line %d\n", __LINE__); \
-        fflush(stdout);                \
-        stmt;                          \
-    } while (0)
-
 static void failing_check(void *arg) {
     int n = *(int *)arg;
-    AT_LINE(CHECK(n < 3, "n is %d, the limit is %d", n, 3));
+    TEST_AT_LINE(CHECK(n < 3, "n is %d, the limit is %d", n, 3));
 }
 
 static void failing_check_no_message(void *arg) {
     (void)arg;
     int ready = 0;
-    AT_LINE(CHECK(ready));
+    TEST_AT_LINE(CHECK(ready));
 }
 
 static void failing_fatal(void *arg) {
     (void)arg;
-    AT_LINE(FATAL("cannot read %s: %s", "weights.safetensors", "truncated header"));
+    TEST_AT_LINE(FATAL("cannot read %s: %s", "weights.safetensors", "truncated header"));
 }
 
 static void failing_die(void *arg) {
@@ -50,17 +36,17 @@ static void test_check_message(void) {
     int n = 5;
     int st = test_run_child(failing_check, &n, out, sizeof out);
     EXPECT(st == 1, "exit status %d", st);
-    snprintf(want, sizeof want, "test_check.c:%d: check failed: n < 3: n is 5, the limit is 3\n", child_line(out));
+    snprintf(want, sizeof want, "test_check.c:%d: check failed: n < 3: n is 5, the limit is 3\n", test_child_line(out));
     EXPECT(strstr(out, want) != NULL, "want '%s', got '%s'", want, out);
     st = test_run_child(failing_check_no_message, NULL, out, sizeof out);
-    snprintf(want, sizeof want, "test_check.c:%d: check failed: ready\n", child_line(out));
+    snprintf(want, sizeof want, "test_check.c:%d: check failed: ready\n", test_child_line(out));
     EXPECT(st == 1 && strstr(out, want) != NULL, "status %d, want '%s', got '%s'", st, want, out);
 }
 
 static void test_fatal_and_die(void) {
     char out[2048], want[256];
     int st = test_run_child(failing_fatal, NULL, out, sizeof out);
-    snprintf(want, sizeof want, "test_check.c:%d: cannot read weights.safetensors: truncated header\n", child_line(out));
+    snprintf(want, sizeof want, "test_check.c:%d: cannot read weights.safetensors: truncated header\n", test_child_line(out));
     EXPECT(st == 1 && strstr(out, want) != NULL, "status %d, want '%s', got '%s'", st, want, out);
     st = test_run_child(failing_die, NULL, out, sizeof out);
     EXPECT(st == 1, "exit status %d", st);

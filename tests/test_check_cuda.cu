@@ -8,39 +8,26 @@ extern "C" {
 #include "test.h"
 }
 
-#define AT_LINE(stmt)                  \
-    do {                               \
-        printf("line %d\n", __LINE__); \
-        fflush(stdout);                \
-        stmt;                          \
-    } while (0)
-
-static int child_line(const char *out) {
-    int line = -1;
-    sscanf(out, "line %d", &line);
-    return line;
-}
-
-static void cuda_fail(void *) { AT_LINE(CUDA_CHECK(cudaErrorMemoryAllocation)); }
-static void cublas_fail(void *) { AT_LINE(CUBLAS_CHECK(CUBLAS_STATUS_INVALID_VALUE)); }
-static void cudnn_fail(void *) { AT_LINE(CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM)); }
+static void cuda_fail(void *) { TEST_AT_LINE(CUDA_CHECK(cudaErrorMemoryAllocation)); }
+static void cublas_fail(void *) { TEST_AT_LINE(CUBLAS_CHECK(CUBLAS_STATUS_INVALID_VALUE)); }
+static void cudnn_fail(void *) { TEST_AT_LINE(CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM)); }
 /* A real call that fails with or without a GPU: an invalid copy direction. */
 static void cuda_real_fail(void *) {
     int x = 0;
-    AT_LINE(CUDA_CHECK(cudaMemcpy(&x, &x, sizeof x, (cudaMemcpyKind)77)));
+    TEST_AT_LINE(CUDA_CHECK(cudaMemcpy(&x, &x, sizeof x, (cudaMemcpyKind)77)));
 }
 
 __global__ static void noop_kernel() {}
 static void bad_launch(void *) {
     noop_kernel<<<1, 4096>>>(); /* more threads per block than any GPU allows */
-    AT_LINE(KERNEL_CHECK(1, 0));
+    TEST_AT_LINE(KERNEL_CHECK(1, 0));
 }
 
 static void expect_message(void (*fn)(void *), const char *tail) {
     char out[4096], want[512];
     int st = test_run_child(fn, NULL, out, sizeof out);
     EXPECT(st == 1, "exit status %d, output: %s", st, out);
-    snprintf(want, sizeof want, "test_check_cuda.cu:%d: %s", child_line(out), tail);
+    snprintf(want, sizeof want, "test_check_cuda.cu:%d: %s", test_child_line(out), tail);
     EXPECT(strstr(out, want) != NULL, "want '%s' in '%s'", want, out);
 }
 
