@@ -59,7 +59,11 @@ if [ ! -f /usr/include/cjson/cJSON.h ] || [ ! -d /usr/lib/x86_64-linux-gnu/openb
     if ls .deps/debs/*.deb >/dev/null 2>&1; then
         prefix=$(pwd)/.deps/prefix
         mkdir -p "$prefix"
-        for f in .deps/debs/*.deb; do dpkg -x "$f" "$prefix"; done
+        for f in .deps/debs/*.deb; do
+            if command -v dpkg >/dev/null; then dpkg -x "$f" "$prefix"
+            else ar p "$f" data.tar.xz | tar -xJ -C "$prefix" # Debian 12 packages use xz
+            fi
+        done
         make_args+=(DEPS_PREFIX="$prefix")
         ld_extra="$ld_extra:$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/openblas-openmp"
     else

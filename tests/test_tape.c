@@ -71,8 +71,7 @@ static tensor *toy_binary(runtime *rt, tensor *a, tensor *b, int is_mul) {
     tensor *y = runtime_tensor(rt, DEVICE_CPU, DTYPE_F64, a->shape, a->ndim);
     for (int64_t i = 0; i < tensor_numel(a); i++)
         tensor_f64(y)[i] = is_mul ? tensor_f64(a)[i] * tensor_f64(b)[i] : tensor_f64(a)[i] + tensor_f64(b)[i];
-    const tensor *in[] = {a, b};
-    if (runtime_needs_grad(rt, in, 2)) {
+    if (RUNTIME_NEEDS_GRAD(rt, a, b)) {
         y->requires_grad = 1;
         bin_ctx *c = runtime_record(rt, is_mul ? "mul" : "add", is_mul ? mul_backward : add_backward, sizeof *c);
         c->a = a, c->b = b, c->y = y;

@@ -57,6 +57,10 @@ arena *runtime_arena(runtime *rt, device d);
 tensor *runtime_tensor(runtime *rt, device d, dtype t, const int *shape, int ndim);
 /* Whether an op with these inputs must record a backward (tape on and any input needs it). */
 int runtime_needs_grad(const runtime *rt, const tensor *const *inputs, int n);
+/* RUNTIME_NEEDS_GRAD(rt, a, b, ...): runtime_needs_grad over the listed tensors. */
+#define RUNTIME_NEEDS_GRAD(rt, ...)                                       \
+    runtime_needs_grad((rt), (const tensor *const[]){__VA_ARGS__},        \
+                       (int)(sizeof((const tensor *[]){__VA_ARGS__}) / sizeof(tensor *)))
 /* tape_record with the runtime's tape and host arena. */
 void *runtime_record(runtime *rt, const char *name, tape_fn fn, size_t ctx_bytes);
 /* Seeds d(loss) = 1 (loss has one element, f32 or f64), runs the tape backward, clears it. */
