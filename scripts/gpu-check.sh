@@ -76,7 +76,7 @@ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >>"$logdir/env.txt"
 
 # ---- build ---------------------------------------------------------------------------------
 if make -j"$(nproc)" "${make_args[@]}" all >"$logdir/build.log" 2>&1; then
-    step "ok   build ($(grep -c 'nvcc' "$logdir/build.log") nvcc invocations)"
+    step "ok   build ($(grep -c '^  NVCC' "$logdir/build.log") CUDA sources compiled)"
 else
     step "FAIL build (see build.log)"
     tail -n 30 "$logdir/build.log"
@@ -118,5 +118,4 @@ if [ -n "$cs" ]; then
 else
     step "note: compute-sanitizer not found"
 fi
-cat "$summary"
 [ $tests_rc = 0 ]
