@@ -59,9 +59,34 @@ static void test_passing_check_continues(void) {
     EXPECT(st == 0 && strcmp(out, "still running\n") == 0, "status %d, output '%s'", st, out);
 }
 
+/* Messages reach the mirror file with their level tag; levels below the threshold do not. */
+static void test_log_mirror_and_levels(void) {
+    FILE *f = tmpfile();
+    REQUIRE(f != NULL);
+    log_set_file(f);
+    log_info("epoch %d of %d", 1, 12);
+    log_warn("skipped %d images", 3);
+    log_debug("hidden");
+    log_set_level(LOG_LEVEL_WARN);
+    log_info("also hidden");
+    log_set_level(LOG_LEVEL_INFO);
+    log_set_file(NULL);
+    log_info("not mirrored");
+    rewind(f);
+    char text[1024];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    EXPECT(strstr(text, "] epoch 1 of 12\n") != NULL, "mirror: '%s'", text);
+    EXPECT(strstr(text, "] warning: skipped 3 images\n") != NULL, "mirror: '%s'", text);
+    EXPECT(!strstr(text, "hidden") && !strstr(text, "not mirrored"), "mirror: '%s'", text);
+    EXPECT(text[0] == '[' && text[3] == ':' && text[6] == ':' && text[9] == ']', "timestamp: '%s'", text);
+}
+
 int main(void) {
     RUN(test_check_message);
     RUN(test_fatal_and_die);
     RUN(test_passing_check_continues);
+    RUN(test_log_mirror_and_levels);
     return test_finish("test_check");
 }

@@ -67,6 +67,16 @@ static void choose_device(runtime *rt, const char *want) {
              "auto: a usable GPU was found" : "requested");
 }
 
+/* DEBUG=1 builds synchronise after every GPU launch; MRC_SYNC=1 does it in any build. */
+static int default_debug_sync(void) {
+#ifdef MRC_DEBUG
+    return 1;
+#else
+    const char *env = getenv("MRC_SYNC");
+    return env && strcmp(env, "1") == 0;
+#endif
+}
+
 void runtime_init(runtime *rt, const runtime_config *cfg) {
     runtime_config def = runtime_config_default();
     if (!cfg) cfg = &def;
@@ -77,16 +87,7 @@ void runtime_init(runtime *rt, const runtime_config *cfg) {
         openblas_set_num_threads(cfg->threads);
     }
     rt->threads = omp_get_max_threads();
-    if (cfg->debug_sync >= 0) rt->debug_sync = cfg->debug_sync;
-    else {
-        const char *env = getenv("MRC_SYNC");
-#ifdef MRC_DEBUG
-        rt->debug_sync = 1;
-#else
-        rt->debug_sync = env && strcmp(env, "1") == 0;
-#endif
-        (void)env;
-    }
+    rt->debug_sync = cfg->debug_sync >= 0 ? cfg->debug_sync : default_debug_sync();
     choose_device(rt, cfg->device ? cfg->device : "auto");
     if (rt->device == DEVICE_CUDA) {
         gpu_open(rt->gpu_index, rt->debug_sync, &rt->stream, &rt->copy_stream, &rt->cublas, &rt->cudnn);
