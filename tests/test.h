@@ -166,8 +166,29 @@ __attribute__((unused)) static int test_child_line(const char *out) {
     return line;
 }
 
-/* 1 when a usable GPU is present; otherwise 0 and the reason in why. */
-__attribute__((unused)) static int test_have_gpu(char *why, size_t n) { return gpu_probe(0, NULL, why, n); }
+/* 1 when a usable GPU is present; otherwise 0 and the reason in why. The probe runs in a
+ * child process, once per binary: CUDA must not be initialised in a process before it
+ * forks children that use CUDA (test_run_child), and probing initialises it. */
+static void test_probe_child(void *arg) {
+    (void)arg;
+    char why[256] = "";
+    int ok = gpu_probe(0, NULL, why, sizeof why);
+    printf("%s", ok ? "" : why);
+    fflush(stdout);
+    _exit(ok ? 0 : 3);
+}
+__attribute__((unused)) static int test_have_gpu(char *why, size_t n) {
+    static int probed = 0, have = 0;
+    static char reason[256];
+    if (!probed) {
+        int st = test_run_child(test_probe_child, NULL, reason, sizeof reason);
+        have = st == 0;
+        if (st != 0 && st != 3) snprintf(reason, sizeof reason, "GPU probe crashed (status %d)", st);
+        probed = 1;
+    }
+    snprintf(why, n, "%s", reason);
+    return have;
+}
 #define REQUIRE_GPU()                                          \
     do {                                                       \
         char why_[256];                                        \

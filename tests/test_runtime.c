@@ -99,9 +99,11 @@ static void test_gpu_runtime_tensors(void) {
 
 int main(void) {
     RUN(test_cpu_runtime);
-    RUN(test_auto_explains_its_choice);
+    /* The fork-based tests first: after CUDA is initialised in this process (auto picks
+     * the GPU when there is one), children must not use CUDA. */
     RUN(test_bad_device_names);
     RUN(test_requested_gpu_without_one);
+    RUN(test_auto_explains_its_choice);
     RUN(test_gpu_runtime_tensors);
     return test_finish("test_runtime");
 }
