@@ -21,6 +21,7 @@ static void test_cpu_runtime(void) {
     tensor *t = runtime_tensor(&rt, DEVICE_CPU, DTYPE_F32, TSHAPE(2, 8, 8, 3));
     EXPECT(t->data != NULL && tensor_numel(t) == 384 && t->grad == NULL && !t->requires_grad);
     EXPECT(rt.host.in_use >= 384 * 4);
+    t->requires_grad = 1; /* as an op does for an output that depends on a parameter */
     float *g = tensor_grad(&rt, t);
     EXPECT(g == t->grad && g[0] == 0.0f && g[383] == 0.0f, "gradients start at zero");
     EXPECT(tensor_grad(&rt, t) == g, "a second tensor_grad returns the same buffer");
@@ -89,6 +90,7 @@ static void test_gpu_runtime_tensors(void) {
     runtime_init(&rt, &cfg);
     tensor *t = runtime_tensor(&rt, DEVICE_CUDA, DTYPE_F32, TSHAPE(4, 4));
     EXPECT(rt.dev.in_use >= 64);
+    t->requires_grad = 1;
     float *g = tensor_grad(&rt, t), host[16];
     gpu_memcpy_d2h(host, g, sizeof host);
     EXPECT(host[0] == 0.0f && host[15] == 0.0f, "GPU gradients start at zero");

@@ -244,6 +244,85 @@ static void test_steady_steps_do_not_grow(void) {
     runtime_free(&rt);
 }
 
+/* Gradients pass through views of step tensors to their base. */
+static void test_views_carry_gradients(void) {
+    runtime rt = make_rt();
+    tensor x = tensor_alloc_param(DTYPE_F64, DEVICE_CPU, TSHAPE(4, 2), "x");
+    for (int i = 0; i < 8; i++) tensor_f64(&x)[i] = i;
+    /* L = sum(reshape(2x)) -> dL/dx = 2 */
+    tensor *v = runtime_reshape(&rt, toy_scale(&rt, &x, 2.0), TSHAPE(8));
+    runtime_backward(&rt, toy_sum(&rt, v));
+    for (int i = 0; i < 8; i++) EXPECT(((double *)x.grad)[i] == 2.0, "reshape: dx[%d] = %g, want 2", i, ((double *)x.grad)[i]);
+    runtime_step_end(&rt);
+    memset(x.grad, 0, tensor_bytes(&x));
+    /* L = sum(rows 1..2 of 3x) -> dL/dx = 3 on rows 1 and 2, 0 elsewhere */
+    tensor *r = runtime_rows(&rt, toy_scale(&rt, &x, 3.0), 1, 2);
+    runtime_backward(&rt, toy_sum(&rt, r));
+    for (int i = 0; i < 8; i++) {
+        double want = (i >= 2 && i < 6) ? 3.0 : 0.0;
+        EXPECT(((double *)x.grad)[i] == want, "rows: dx[%d] = %g, want %g", i, ((double *)x.grad)[i], want);
+    }
+    /* Views of a parameter share its persistent gradient directly. */
+    tensor pv = tensor_reshape(&x, TSHAPE(8));
+    EXPECT(pv.grad == x.grad && pv.requires_grad);
+    runtime_step_end(&rt);
+    tensor_free(&x);
+    runtime_free(&rt);
+}
+
+static void plain_view_of_step_tensor(void *arg) {
+    (void)arg;
+    runtime rt = make_rt();
+    tensor x = tensor_alloc_param(DTYPE_F64, DEVICE_CPU, TSHAPE(4), "x");
+    tensor *y = toy_scale(&rt, &x, 2.0);
+    tensor_reshape(y, TSHAPE(2, 2));
+}
+
+static void grad_of_constant(void *arg) {
+    (void)arg;
+    runtime rt = make_rt();
+    tensor c = tensor_alloc(DTYPE_F64, DEVICE_CPU, TSHAPE(4));
+    tensor_grad(&rt, &c);
+}
+
+static void test_gradient_misuse_is_caught(void) {
+    char out[2048];
+    int st = test_run_child(plain_view_of_step_tensor, NULL, out, sizeof out);
+    EXPECT(st == 1 && strstr(out, "reshape of f64[4]@cpu, which needs a gradient but has no buffer yet: use runtime_reshape"),
+           "status %d: %s", st, out);
+    st = test_run_child(grad_of_constant, NULL, out, sizeof out);
+    EXPECT(st == 1 && strstr(out, "gradient asked of f64[4]@cpu, which does not need one"), "status %d: %s", st, out);
+}
+
+/* A backward that calls a forward op (as a real op may, e.g. to recompute) records nothing. */
+typedef struct { tensor *x, *y; int recorded; } recompute_ctx;
+static void recompute_backward(runtime *rt, void *p) {
+    recompute_ctx *c = p;
+    int before = rt->tape.count;
+    tensor *t = toy_scale(rt, c->x, 1.0); /* x requires grad: would record if the tape were on */
+    c->recorded = rt->tape.count - before + t->requires_grad;
+    double *dx = tensor_grad(rt, c->x);
+    for (int64_t i = 0; i < tensor_numel(c->x); i++) dx[i] += *(double *)c->y->grad;
+}
+
+static void test_backward_does_not_record(void) {
+    runtime rt = make_rt();
+    tensor x = tensor_alloc_param(DTYPE_F64, DEVICE_CPU, TSHAPE(3), "x");
+    tensor *y = runtime_tensor(&rt, DEVICE_CPU, DTYPE_F64, TSHAPE(1));
+    tensor_f64(y)[0] = 0;
+    y->requires_grad = 1;
+    recompute_ctx *c = runtime_record(&rt, "recompute", recompute_backward, sizeof *c);
+    c->x = &x, c->y = y;
+    runtime_backward(&rt, y);
+    EXPECT(c->recorded == 0, "an op run during backward recorded (%d)", c->recorded);
+    EXPECT(rt.tape.enabled == 1 && rt.tape.count == 0, "tape state after backward: enabled %d, count %d",
+           rt.tape.enabled, rt.tape.count);
+    EXPECT(((double *)x.grad)[2] == 1.0);
+    runtime_step_end(&rt);
+    tensor_free(&x);
+    runtime_free(&rt);
+}
+
 static void backward_from_vector(void *arg) {
     (void)arg;
     runtime rt = make_rt();
@@ -264,5 +343,8 @@ int main(void) {
     RUN(test_gradient_matches_finite_differences);
     RUN(test_steady_steps_do_not_grow);
     RUN(test_backward_needs_a_scalar);
+    RUN(test_views_carry_gradients);
+    RUN(test_gradient_misuse_is_caught);
+    RUN(test_backward_does_not_record);
     return test_finish("test_tape");
 }

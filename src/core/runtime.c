@@ -137,8 +137,25 @@ void *runtime_record(runtime *rt, const char *name, tape_fn fn, size_t ctx_bytes
 }
 
 void *tensor_grad(runtime *rt, tensor *t) {
+    char s[128];
+    CHECK(t->requires_grad, "gradient asked of %s%s%s, which does not need one", t->name ? t->name : "",
+          t->name ? " " : "", tensor_str(t, s, sizeof s));
     if (!t->grad) t->grad = arena_calloc(runtime_arena(rt, t->device), tensor_bytes(t));
     return t->grad;
+}
+
+tensor *runtime_reshape(runtime *rt, tensor *t, const int *shape, int ndim) {
+    if (t->requires_grad) tensor_grad(rt, t);
+    tensor *v = arena_alloc(&rt->host, sizeof *v);
+    *v = tensor_reshape(t, shape, ndim);
+    return v;
+}
+
+tensor *runtime_rows(runtime *rt, tensor *t, int start, int count) {
+    if (t->requires_grad) tensor_grad(rt, t);
+    tensor *v = arena_alloc(&rt->host, sizeof *v);
+    *v = tensor_rows(t, start, count);
+    return v;
 }
 
 void runtime_backward(runtime *rt, tensor *loss) {

@@ -68,8 +68,16 @@ void runtime_backward(runtime *rt, tensor *loss);
 /* Ends the step: clears the tape and resets both arenas. */
 void runtime_step_end(runtime *rt);
 
-/* t's gradient buffer; allocated zeroed from the step arena of t's device on first use. */
+/* t's gradient buffer; allocated zeroed from the step arena of t's device on first use.
+ * Only for tensors that need a gradient (requires_grad): step tensors, whose buffer lives
+ * until the step ends, and parameters, which own a persistent one. */
 void *tensor_grad(runtime *rt, tensor *t);
+
+/* Views of step tensors inside a recorded forward (see tensor_reshape): when t needs a
+ * gradient its buffer is allocated first, so the view and t share it. Returns a step
+ * tensor. */
+tensor *runtime_reshape(runtime *rt, tensor *t, const int *shape, int ndim);
+tensor *runtime_rows(runtime *rt, tensor *t, int start, int count);
 
 /* OpenBLAS: its configuration string and threading ("OpenMP", "pthreads", "sequential"). */
 const char *runtime_blas_config(void);

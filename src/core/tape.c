@@ -34,6 +34,11 @@ void *tape_record(tape *t, arena *host, const char *name, tape_fn fn, size_t ctx
 }
 
 void tape_backward(tape *t, struct runtime *rt) {
+    /* Recording is off while replaying: a backward that reuses forward ops must not append
+     * to the tape being walked. */
+    int enabled = t->enabled;
+    t->enabled = 0;
     for (int i = t->count - 1; i >= 0; i--) t->entries[i].fn(rt, t->entries[i].ctx);
+    t->enabled = enabled;
     tape_clear(t);
 }

@@ -46,7 +46,8 @@ void tape_free(tape *t);
 void tape_clear(tape *t);
 /* Appends an entry; returns its context, ctx_bytes zeroed bytes from `host`. */
 void *tape_record(tape *t, arena *host, const char *name, tape_fn fn, size_t ctx_bytes);
-/* Calls every entry's function, last recorded first, then clears the tape. */
+/* Calls every entry's function, last recorded first, with recording off, then clears the
+ * tape. */
 void tape_backward(tape *t, struct runtime *rt);
 
 #ifdef __cplusplus

@@ -76,7 +76,16 @@ char *tensor_str(const tensor *t, char *buf, size_t n) {
     return buf;
 }
 
+/* A view shares its base's gradient buffer; a base that needs a gradient but has no buffer
+ * yet would leave the view with a separate one and the gradient would never reach the base. */
+static void check_view_grad(const tensor *t, const char *what) {
+    char s[128];
+    CHECK(!(t->requires_grad && !t->grad), "%s of %s, which needs a gradient but has no buffer yet: "
+          "use runtime_%s so the gradient reaches the base", what, tensor_str(t, s, sizeof s), what);
+}
+
 tensor tensor_reshape(const tensor *t, const int *shape, int ndim) {
+    check_view_grad(t, "reshape");
     tensor r = tensor_view(t->data, t->dtype, t->device, shape, ndim);
     char a[128], b[128];
     CHECK(tensor_numel(&r) == tensor_numel(t), "reshape %s to %s changes the element count",
@@ -90,6 +99,7 @@ tensor tensor_reshape(const tensor *t, const int *shape, int ndim) {
 tensor tensor_rows(const tensor *t, int start, int count) {
     CHECK(start >= 0 && count >= 0 && start + count <= t->shape[0],
           "rows [%d, %d) outside dimension 0 of size %d", start, start + count, t->shape[0]);
+    check_view_grad(t, "rows");
     tensor r = *t;
     size_t row_bytes = t->shape[0] ? tensor_bytes(t) / (size_t)t->shape[0] : 0;
     r.shape[0] = count;

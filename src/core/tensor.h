@@ -55,9 +55,13 @@ int tensor_same_shape(const tensor *a, const tensor *b);
 /* "f32[2,3,4,5]@cpu" into buf; returns buf. */
 char *tensor_str(const tensor *t, char *buf, size_t n);
 
-/* Same memory, new shape with the same element count (the grad pointer travels along). */
+/* Views. tensor_reshape: same memory, new shape with the same element count. tensor_rows:
+ * rows [start, start+count) of dimension 0, as a pointer offset. A view shares its base's
+ * gradient buffer (same offset), so gradients accumulated through the view reach the base.
+ * A base that needs a gradient must already have its buffer (parameters always do): for
+ * step tensors use runtime_reshape / runtime_rows, which allocate it first; these two stop
+ * with a message otherwise rather than lose the gradient. */
 tensor tensor_reshape(const tensor *t, const int *shape, int ndim);
-/* Rows [start, start+count) of dimension 0, as a pointer offset (grad too). */
 tensor tensor_rows(const tensor *t, int start, int count);
 
 /* The shape contract at the head of an op: dtype, device and shape must match; -1 in
