@@ -14,7 +14,7 @@ PYTHON ?= python3
 CUDA_ARCH ?= 90
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+MULTIARCH := $(or $(shell $(CC) -print-multiarch 2>/dev/null),x86_64-linux-gnu)
 
 # Libraries unpacked from Debian packages with `dpkg -x DEB PREFIX` (GPU machines without apt).
 DEPS_PREFIX ?=
@@ -36,10 +36,10 @@ CUDNN_HOME ?= $(CUDA_HOME)
 ifeq ($(SANITIZE),1)
   override CUDA := 0
 endif
-ifeq ($(origin CUDA),undefined)
-  CUDA_AUTO := 1
-  CUDA := $(if $(NVCC),1,0)
-endif
+# With nvcc found the CUDA objects are always built (a broken kernel must fail the build
+# even on a machine without a GPU); cuDNN or cuBLAS missing is then an error, and CUDA=0
+# is the way to a CPU-only build.
+CUDA ?= $(if $(NVCC),1,0)
 
 # ---- finding headers and libraries -----------------------------------------------------
 SYS_INC := /usr/include /usr/include/$(MULTIARCH) /usr/local/include
@@ -59,20 +59,13 @@ BLAS_H := $(call find_file,cblas.h,$(OPENBLAS_INC))
 BLAS_L := $(call find_lib,openblas,$(OPENBLAS_LIB))
 
 ifeq ($(CUDA),1)
-  CUDA_LIBDIRS := $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib $(CUDA_HOME)/targets/x86_64-linux/lib
+  # A toolkit from Debian's packages has CUDA_HOME=/usr and its libraries in the system folders.
+  CUDA_LIBDIRS := $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib $(CUDA_HOME)/targets/x86_64-linux/lib $(SYS_LIB)
   CUDNN_LIBDIRS := $(CUDNN_HOME)/lib64 $(CUDNN_HOME)/lib $(CUDA_LIBDIRS)
   CUDNN_H := $(call find_file,cudnn.h,$(CUDNN_HOME)/include $(CUDA_HOME)/include)
   CUDNN_L := $(call find_lib,cudnn,$(CUDNN_LIBDIRS))
-  CUBLAS_L := $(call find_lib,cublas,$(CUDA_LIBDIRS) $(EXTRA_LIB))
+  CUBLAS_L := $(call find_lib,cublas,$(EXTRA_LIB) $(CUDA_LIBDIRS))
   CUDART_L := $(call find_lib,cudart,$(CUDA_LIBDIRS))
-  # Left to itself (no CUDA= given), a machine with nvcc but without cuDNN or cuBLAS builds
-  # the CPU path and says why; CUDA=1 on such a machine is an error.
-  ifeq ($(CUDA_AUTO),1)
-    ifeq ($(and $(CUDNN_H),$(CUDNN_L),$(CUBLAS_L),$(CUDART_L)),)
-      CUDA := 0
-      CUDA_NOTE := nvcc found, but not cuDNN/cuBLAS (set CUDNN_HOME, or CUDA=1 to insist): CPU-only build
-    endif
-  endif
 endif
 
 # Link flags for a found library path: -L DIR, an rpath to DIR, and -l:FILE (so a pip
@@ -90,7 +83,6 @@ else
   BUILD := build
 endif
 
-CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-format-zero-length -Wno-unused-parameter \
           -fopenmp -MMD -MP -Isrc -I$(OPENBLAS_INC) $(addprefix -I,$(EXTRA_INC) $(DEPS_INC))
 LDFLAGS := -fopenmp -Wl,--disable-new-dtags
@@ -105,8 +97,10 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
-NVCCFLAGS := -std=c++17 -O3 -lineinfo -Isrc -Ikernels -I$(CUDA_HOME)/include \
-             $(if $(CUDNN_H),-I$(dir $(CUDNN_H))) \
+NVCCFLAGS := -std=c++17 -O3 -lineinfo -Isrc -Ikernels \
+             $(if $(filter /usr,$(CUDA_HOME)),,-I$(CUDA_HOME)/include) \
+             $(if $(filter /usr/include/,$(dir $(CUDNN_H))),,$(if $(CUDNN_H),-I$(dir $(CUDNN_H)))) \
+             $(addprefix -I,$(EXTRA_INC) $(DEPS_INC)) \
              -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
              -DMRC_CUDA=1 -DMRC_CUDA_ARCH=$(CUDA_ARCH) -Xcompiler -Wall,-Wno-unused-function,-Wno-format-zero-length \
@@ -134,7 +128,7 @@ BENCH_BIN := $(BENCH_C:tests/%.c=$(BUILD)/bench/%)
 BIN := $(BUILD)/maskrcnn
 
 # The configuration string; objects are rebuilt when it changes (CUDA on/off, flags).
-BUILD_CONFIG := CUDA=$(CUDA) SANITIZE=$(SANITIZE) DEBUG=$(DEBUG) ARCH=$(CUDA_ARCH) CFLAGS=$(CFLAGS) LIBS=$(LDLIBS)
+BUILD_CONFIG := CUDA=$(CUDA) SANITIZE=$(SANITIZE) DEBUG=$(DEBUG) CC=$(CC) NVCC=$(NVCC) CFLAGS=$(CFLAGS) NVCCFLAGS=$(NVCCFLAGS) LIBS=$(LDLIBS)
 STAMP := $(BUILD)/.config
 $(shell mkdir -p $(BUILD) && (test -f $(STAMP) && [ "$$(cat $(STAMP))" = '$(BUILD_CONFIG)' ] || echo '$(BUILD_CONFIG)' > $(STAMP)))
 
@@ -146,7 +140,6 @@ all: report check-deps $(BIN) $(TEST_BIN) $(BENCH_BIN)
 report:
 	@echo "maskrcnn.c build ($(BUILD)): CUDA=$(CUDA) SANITIZE=$(SANITIZE) DEBUG=$(DEBUG)"
 	@echo "  nvcc      : $(or $(NVCC),not found (CPU-only build))"
-	$(if $(CUDA_NOTE),@echo "  note      : $(CUDA_NOTE)")
 	@echo "  cuDNN     : $(if $(filter 1,$(CUDA)),$(or $(CUDNN_L),not found under CUDNN_HOME=$(CUDNN_HOME)),not used)"
 	@echo "  cuBLAS    : $(if $(filter 1,$(CUDA)),$(or $(CUBLAS_L),not found under CUDA_HOME=$(CUDA_HOME)),not used)"
 	@echo "  OpenBLAS  : $(or $(BLAS_L),not found in OPENBLAS_LIB=$(OPENBLAS_LIB)) (OpenMP build)"

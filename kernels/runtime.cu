@@ -1,5 +1,6 @@
 /* runtime.cu: the CUDA side of gpu.h: probing, streams, library handles, memory. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_check.h"
@@ -12,10 +13,22 @@ extern "C" {
 #define MRC_CUDA_ARCH 90
 #endif
 
-/* Set by gpu_open from the runtime; read by the utility kernels that take no runtime. */
-static int g_debug_sync = 0;
+/* Whether the utility kernels (tensor.cu, rng.cu), which take no runtime, synchronise after
+ * each launch: set by gpu_open from the runtime; before that, the same default as the
+ * runtime's (DEBUG=1 builds, or MRC_SYNC=1). Ops take the flag from their runtime. */
+static int g_debug_sync = -1;
 
-int gpu_debug_sync(void) { return g_debug_sync; }
+int gpu_debug_sync(void) {
+    if (g_debug_sync < 0) {
+#ifdef MRC_DEBUG
+        g_debug_sync = 1;
+#else
+        const char *env = getenv("MRC_SYNC");
+        g_debug_sync = env && strcmp(env, "1") == 0;
+#endif
+    }
+    return g_debug_sync;
+}
 
 extern "C" int gpu_built(void) { return 1; }
 

@@ -33,9 +33,12 @@ if ! apt-get update -qq; then
     echo "deps: apt-get update failed; cannot install ${pkgs[*]}" >&2
     exit 1
 fi
-if ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/tmp/maskrcnn-deps.log 2>&1; then
-    tail -n 20 /tmp/maskrcnn-deps.log >&2
+log=$(mktemp)
+if ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    rm -f "$log"
     echo "deps: apt-get install ${pkgs[*]} failed (log above)" >&2
     exit 1
 fi
+rm -f "$log"
 echo "deps: installed ${pkgs[*]}"

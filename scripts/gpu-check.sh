@@ -10,7 +10,7 @@
 # Works without system packages (docs/gpu.md): cuDNN and cuBLAS may come from NVIDIA's pip
 # packages (found through python3), cJSON/TurboJPEG/OpenBLAS from .deb files unpacked into
 # .deps/prefix (scripts/gpu-debs.sh downloads them where apt works). Exit status: non-zero
-# when the build or any test failed.
+# when the build, a test, a benchmark or a sanitizer run failed, or a GPU test was skipped.
 set -u
 logdir=${1:?usage: scripts/gpu-check.sh LOGDIR}
 mkdir -p "$logdir"
@@ -50,7 +50,7 @@ fi
 if ! ls "$cuda_home"/lib64/libcublas.so* >/dev/null 2>&1; then
     d=$(pip_dir nvidia.cublas)
     if [ -n "$d" ]; then
-        make_args+=(EXTRA_LIB="$d/lib")
+        make_args+=(EXTRA_INC="$d/include" EXTRA_LIB="$d/lib")
         ld_extra="$ld_extra:$d/lib"
     fi
 fi
@@ -70,9 +70,12 @@ if [ ! -f /usr/include/cjson/cJSON.h ] || [ ! -d /usr/lib/x86_64-linux-gnu/openb
         step "note: cJSON/TurboJPEG/OpenBLAS not installed and no .deps/debs/*.deb carried (scripts/gpu-debs.sh)"
     fi
 fi
-export LD_LIBRARY_PATH="${ld_extra#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Join without empty entries (an empty entry would put the current directory on the path).
+ld_path=$(printf '%s' "${ld_extra#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" | sed -E 's/:+/:/g; s/^://; s/:$//')
+if [ -n "$ld_path" ]; then export LD_LIBRARY_PATH="$ld_path"; else unset LD_LIBRARY_PATH; fi
 echo "make ${make_args[*]}" >>"$logdir/env.txt"
-echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >>"$logdir/env.txt"
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >>"$logdir/env.txt"
+failures=0
 
 # ---- build ---------------------------------------------------------------------------------
 if make -j"$(nproc)" "${make_args[@]}" all >"$logdir/build.log" 2>&1; then
@@ -86,20 +89,29 @@ head -n 8 "$logdir/build.log" >>"$logdir/env.txt"
 ./build/maskrcnn selfcheck >>"$logdir/env.txt" 2>&1
 
 # ---- tests ---------------------------------------------------------------------------------
-OMP_NUM_THREADS=$(nproc) bash scripts/run-tests.sh build/tests >"$logdir/tests.log" 2>&1
+OMP_NUM_THREADS=$(nproc) make --no-print-directory "${make_args[@]}" run-tests >"$logdir/tests.log" 2>&1
 tests_rc=$?
-step "$([ $tests_rc = 0 ] && echo "ok  " || echo "FAIL") tests: $(tail -n 1 "$logdir/tests.log")"
-grep -h "^SKIP" build/tests/logs/*.log >>"$logdir/tests.log"
+step "$([ $failures = 0 ] && echo "ok  " || echo "FAIL") tests: $(grep -E '^[0-9]+ passed, ' "$logdir/tests.log" | tail -n 1)"
+[ $failures = 0 ] || failures=$((failures + 1))
 cp build/tests/logs/*.log "$logdir/" 2>/dev/null
+# On a GPU machine no GPU test may be skipped: a skip means the probe failed here.
+gpu_skips=$(grep -h "^SKIP .*no GPU" build/tests/logs/*.log 2>/dev/null | wc -l)
+if [ "$gpu_skips" -gt 0 ]; then
+    step "FAIL $gpu_skips GPU tests skipped on this GPU machine: $(grep -h '^SKIP .*no GPU' build/tests/logs/*.log | head -n 1)"
+    failures=$((failures + 1))
+fi
 
 # ---- benchmarks ----------------------------------------------------------------------------
 : >"$logdir/bench.log"
 for b in build/bench/*; do
     [ -x "$b" ] || continue
     echo "== $b" >>"$logdir/bench.log"
-    timeout 300 "$b" >>"$logdir/bench.log" 2>&1 || step "FAIL bench $b"
+    if ! timeout 300 "$b" >>"$logdir/bench.log" 2>&1; then
+        step "FAIL bench $b"
+        failures=$((failures + 1))
+    fi
 done
-step "ok   benchmarks (bench.log)"
+step "done benchmarks (bench.log)"
 
 # ---- compute-sanitizer -----------------------------------------------------------------------
 cs=$(command -v compute-sanitizer || ls "$cuda_home"/bin/compute-sanitizer 2>/dev/null || true)
@@ -111,11 +123,16 @@ if [ -n "$cs" ]; then
         for tool in memcheck racecheck; do
             echo "== $tool $t" >>"$logdir/sanitizer.log"
             timeout 600 "$cs" --tool "$tool" --error-exitcode 99 "$t" >>"$logdir/sanitizer.log" 2>&1
-            [ $? = 99 ] && bad=$((bad + 1)) && echo "ERRORS: $tool $t" >>"$logdir/sanitizer.log"
+            rc=$?
+            if [ $rc != 0 ]; then # 99: sanitizer errors; anything else: the test failed, crashed or timed out under it
+                bad=$((bad + 1))
+                echo "ERRORS: $tool $t (status $rc)" >>"$logdir/sanitizer.log"
+            fi
         done
     done
-    step "$([ $bad = 0 ] && echo "ok  " || echo "FAIL") compute-sanitizer: $bad runs with errors"
+    step "$([ $bad = 0 ] && echo "ok  " || echo "FAIL") compute-sanitizer: $bad runs with errors or a non-zero status"
+    [ $bad = 0 ] || failures=$((failures + 1))
 else
     step "note: compute-sanitizer not found"
 fi
-[ $tests_rc = 0 ]
+[ $failures = 0 ]

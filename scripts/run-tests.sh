@@ -3,9 +3,9 @@
 # print one line per binary, and end with
 #   N passed, N failed, N skipped
 # counting test cases. Each binary prints its own counts as its last line
-# ("test_x: P passed, F failed, S skipped", see tests/test.h). A binary that crashes, hangs
-# (TEST_TIMEOUT seconds, default 600) or exits non-zero without reporting failures counts
-# as one failed case. Full output of each binary: DIR/logs/NAME.log.
+# ("test_x: P passed, F failed, S skipped", see tests/test.h). A binary that is missing,
+# crashes, hangs (TEST_TIMEOUT seconds, default 600), exits non-zero without reporting
+# failures, or never prints that line counts as one failed case. Full output of each binary: DIR/logs/NAME.log.
 set -u
 dir=${1:?usage: run-tests.sh BUILD/tests [BINARY...]}
 shift
@@ -18,9 +18,14 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 total_p=0 total_f=0 total_s=0
 failed_bins=()
 for bin in "${bins[@]}"; do
-    [ -f "$bin" ] && [ -x "$bin" ] || continue
     case "$bin" in *.o|*.d) continue ;; esac
     name=$(basename "$bin")
+    if [ ! -x "$bin" ]; then
+        echo "FAIL $name: $bin is missing or not executable"
+        total_f=$((total_f + 1))
+        failed_bins+=("$name")
+        continue
+    fi
     log="$dir/logs/$name.log"
     start=$(date +%s%N)
     timeout "$timeout_s" "$bin" >"$log" 2>&1
@@ -33,9 +38,11 @@ for bin in "${bins[@]}"; do
     else
         p=0 f=0 s=0
     fi
-    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1
-        if [ $rc -eq 124 ]; then why="timed out after ${timeout_s}s"; else why="exited with status $rc without reporting a failure"; fi
+    if { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; } || [ -z "$summary" ]; then
+        f=$((f > 0 ? f : 1))
+        if [ $rc -eq 124 ]; then why="timed out after ${timeout_s}s"
+        elif [ -z "$summary" ]; then why="exited with status $rc without its '$name: N passed, N failed, N skipped' line"
+        else why="exited with status $rc without reporting a failure"; fi
         echo "FAIL $name: $why (log: $log)"
         tail -n 15 "$log" | sed 's/^/    /'
     fi

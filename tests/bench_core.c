@@ -20,8 +20,12 @@ static double now_s(void) {
 }
 
 static void bench_sgemm(int max_threads) {
+    /* thread counts: 1, 2, 4, ... and the machine's own count */
+    int counts[16], nc = 0;
+    for (int t = 1; t < max_threads && nc < 15; t *= 2) counts[nc++] = t;
+    counts[nc++] = max_threads;
     printf("\nsgemm (OpenBLAS OpenMP build, f32, best of 5), GFLOP/s\n%-22s", "M x N x K");
-    for (int t = 1; t <= max_threads; t *= 2) printf(" %8d thr", t);
+    for (int i = 0; i < nc; i++) printf(" %8d thr", counts[i]);
     printf("\n");
     /* square sizes, and the shapes of a 3x3 conv as im2col GEMM on P2 of an 800x1344 image
      * (M = 200*336 pixels, N = 256 out channels, K = 3*3*256) at reduced M */
@@ -30,9 +34,9 @@ static void bench_sgemm(int max_threads) {
         char label[64];
         snprintf(label, sizeof label, "%d x %d x %d", shapes[s][0], shapes[s][1], shapes[s][2]);
         printf("%-22s", label);
-        for (int t = 1; t <= max_threads; t *= 2) {
-            omp_set_num_threads(t);
-            openblas_set_num_threads(t);
+        for (int i = 0; i < nc; i++) {
+            omp_set_num_threads(counts[i]);
+            openblas_set_num_threads(counts[i]);
             printf(" %12.1f", selfcheck_sgemm_gflops(shapes[s][0], shapes[s][1], shapes[s][2], 5, NULL));
         }
         printf("\n");
@@ -45,6 +49,7 @@ static void bench_rng(int gpu) {
     enum { N = 1 << 24 };
     float *h = malloc(N * sizeof *h);
     rng r = rng_make(1, 0);
+    rng_uniform_cpu(&r, h, N, 0, 1); /* warm-up: first touch of the pages, OpenMP start-up */
     printf("\nRNG fill, %d values, Gvalues/s\n%-10s %10s %10s\n", N, "device", "uniform", "normal");
     double t0 = now_s();
     rng_uniform_cpu(&r, h, N, 0, 1);

@@ -123,14 +123,22 @@ __attribute__((unused)) static int test_expect_close(const char *file, int line,
     return 0;
 }
 
-/* Runs fn(arg) in a child process with stderr captured into buf (NUL-terminated);
- * returns the child's exit status (-signal when killed). For testing fatal paths. */
+/* Runs fn(arg) in a child process with stdout and stderr captured into buf (NUL-terminated,
+ * truncated to n-1 bytes); returns the child's exit status (-signal when killed, -1000 when
+ * no child could be started). For testing fatal paths. */
 __attribute__((unused)) static int test_run_child(void (*fn)(void *), void *arg, char *buf, size_t n) {
     int fd[2];
+    buf[0] = 0;
     if (pipe(fd) != 0) return -1000;
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        snprintf(buf, n, "fork failed");
+        return -1000;
+    }
     if (pid == 0) {
         close(fd[0]);
         dup2(fd[1], 2);
@@ -143,7 +151,10 @@ __attribute__((unused)) static int test_run_child(void (*fn)(void *), void *arg,
     close(fd[1]);
     size_t k = 0;
     ssize_t r;
-    while (k + 1 < n && (r = read(fd[0], buf + k, n - 1 - k)) > 0) k += (size_t)r;
+    char spill[256];
+    /* Read to the end (a child writing more than buf holds must not die of SIGPIPE). */
+    while ((r = k + 1 < n ? read(fd[0], buf + k, n - 1 - k) : read(fd[0], spill, sizeof spill)) > 0)
+        if (k + 1 < n) k += (size_t)r;
     buf[k] = 0;
     close(fd[0]);
     int status = 0;

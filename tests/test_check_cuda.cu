@@ -11,7 +11,8 @@ extern "C" {
 static void cuda_fail(void *) { TEST_AT_LINE(CUDA_CHECK(cudaErrorMemoryAllocation)); }
 static void cublas_fail(void *) { TEST_AT_LINE(CUBLAS_CHECK(CUBLAS_STATUS_INVALID_VALUE)); }
 static void cudnn_fail(void *) { TEST_AT_LINE(CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM)); }
-/* A real call that fails with or without a GPU: an invalid copy direction. */
+/* A real call that fails with or without a GPU: an invalid copy direction (without a
+ * driver, cudart reports the missing driver first). */
 static void cuda_real_fail(void *) {
     int x = 0;
     TEST_AT_LINE(CUDA_CHECK(cudaMemcpy(&x, &x, sizeof x, (cudaMemcpyKind)77)));
@@ -33,7 +34,11 @@ static void expect_message(void (*fn)(void *), const char *tail) {
 
 static void test_cuda_check(void) {
     expect_message(cuda_fail, "cudaErrorMemoryAllocation failed: cudaErrorMemoryAllocation: out of memory\n");
-    expect_message(cuda_real_fail, "cudaMemcpy(&x, &x, sizeof x, (cudaMemcpyKind)77) failed: cudaError");
+    char why[256], want[256];
+    int gpu = test_have_gpu(why, sizeof why);
+    snprintf(want, sizeof want, "cudaMemcpy(&x, &x, sizeof x, (cudaMemcpyKind)77) failed: %s: ",
+             gpu ? "cudaErrorInvalidMemcpyDirection" : "cudaErrorInsufficientDriver");
+    expect_message(cuda_real_fail, want);
 }
 
 static void test_cublas_check(void) {

@@ -155,6 +155,11 @@ static void test_gpu_copy_and_cast(void) {
     float h[N], back[N];
     uint16_t hb[N], gb[N];
     for (int i = 0; i < N; i++) h[i] = (float)(i - 500) * 0.0173f + 1e-7f * (float)i;
+    /* the cases where the rounding rule matters: ties both ways, overflow to inf, inf,
+     * NaN (signalling payload in the dropped bits), denormals, signed zero */
+    uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x7F7FFFFFu, 0x7F800000u, 0xFF800000u,
+                          0x7F800001u, 0xFFC00000u, 0x00000001u, 0x00018000u, 0x80000000u, 0x00000000u};
+    for (int i = 0; i < (int)(sizeof special / sizeof special[0]); i++) memcpy(&h[i], &special[i], 4);
     tensor d = tensor_alloc(DTYPE_F32, DEVICE_CUDA, TSHAPE(N));
     tensor db = tensor_alloc(DTYPE_BF16, DEVICE_CUDA, TSHAPE(N));
     tensor th = tensor_view(h, DTYPE_F32, DEVICE_CPU, TSHAPE(N));
@@ -169,7 +174,23 @@ static void test_gpu_copy_and_cast(void) {
     tensor_cast(&thb, &th);
     int diff = 0;
     for (int i = 0; i < N; i++) diff += hb[i] != gb[i];
-    EXPECT(diff == 0, "%d of %d bf16 values differ between the CPU and GPU casts", diff, N);
+    EXPECT(diff == 0, "%d of %d bf16 values differ between the CPU and GPU casts (first: %04x vs %04x)", diff, N,
+           hb[0], gb[0]);
+    /* bf16 -> f32 on the GPU widens exactly */
+    tensor_cast(&d, &db);
+    tensor_copy(&tb, &d);
+    diff = 0;
+    for (int i = 0; i < N; i++) {
+        float want = bf16_to_f32(hb[i]);
+        diff += memcmp(&back[i], &want, 4) != 0;
+    }
+    EXPECT(diff == 0, "%d of %d values differ after the GPU bf16 -> f32 cast", diff, N);
+    gpu_fill_f32(d.data, -3.25f, N);
+    tensor_copy(&tb, &d);
+    EXPECT(back[0] == -3.25f && back[N - 1] == -3.25f, "fill: %g %g", back[0], back[N - 1]);
+    tensor_zero(&d);
+    tensor_copy(&tb, &d);
+    EXPECT(back[0] == 0.0f && back[N / 2] == 0.0f);
     tensor_free(&d);
     tensor_free(&db);
 }

@@ -48,7 +48,8 @@ void gpu_memcpy_h2d(void *dst, const void *src, size_t bytes);
 void gpu_memcpy_d2h(void *dst, const void *src, size_t bytes);
 void gpu_memcpy_d2d(void *dst, const void *src, size_t bytes);
 void gpu_synchronize(void);
-/* Device memory in use by the process (bytes), for the progress line. */
+/* Memory in use on the current device (bytes, all processes and the context included, as
+ * cudaMemGetInfo reports it), for the progress line. */
 size_t gpu_mem_used(void);
 
 /* Utility kernels (kernels/tensor.cu), on the default stream: f32 <-> bf16 conversion of

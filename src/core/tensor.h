@@ -88,7 +88,10 @@ static inline uint8_t *tensor_u8(const tensor *t) { return (uint8_t *)t->data; }
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t b);
 
-/* Data movement on any device pair (copies are synchronous with respect to the host).
+/* Data movement on any device pair, ordered on the default CUDA stream. A copy to the host
+ * returns when the data is there; a copy from the host returns when the source may be
+ * reused; device-to-device copies, casts and zeroing are queued (later work on the default
+ * stream or a blocking stream sees their result).
  * tensor_copy: same dtype and element count. tensor_cast: f32 <-> bf16 and same-dtype
  * copies, same device, same element count. tensor_zero: all bits zero. */
 void tensor_copy(tensor *dst, const tensor *src);
