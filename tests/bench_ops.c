@@ -1,0 +1,147 @@
+/* bench_ops.c: conv2d forward and backward rates on the ResNet-50 layer shapes of an
+ * 800×1344 input, batch 1 (detectron2's R50: stride in the first 1×1 of a stage), f32 on
+ * the CPU, next to the machine's sgemm rate measured the same way (4096³, same threads,
+ * median of several runs). Goal (issue 3): forward 3×3 convolutions at >= 60% of sgemm.
+ * Prints tables; never fails on a number (`make bench`). */
+#include "core/arena.h"
+#include "core/check.h"
+#include "core/runtime.h"
+#include "ops/conv.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REPS 5
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void fill(float *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) * (1.0f / 16777216.0f) - 0.5f;
+    }
+}
+
+static double sgemm_rate(int n) {
+    float *a = malloc(sizeof *a * n * n), *b = malloc(sizeof *b * n * n), *c = malloc(sizeof *c * n * n);
+    CHECK(a && b && c, "out of memory for the %d^3 sgemm", n);
+    fill(a, (size_t)n * n, 1), fill(b, (size_t)n * n, 2);
+    double t[REPS];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[r] = now_s() - t0;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / median(t, REPS) * 1e-9;
+}
+
+typedef struct layer {
+    const char *name;
+    int count;        /* occurrences in R50 */
+    int H, W, C, K, k, stride, pad;
+    int need_dx;      /* the stem's input is the image: no dx */
+} layer;
+
+/* R50 at 800×1344 (reference/architecture.md §2, §12.2). Input sizes are the layer's input. */
+static const layer layers[] = {
+    {"stem 7x7 s2", 1, 800, 1344, 3, 64, 7, 2, 3, 0},
+    {"res2 1x1 64-64", 1, 200, 336, 64, 64, 1, 1, 0, 1},
+    {"res2 3x3 64", 3, 200, 336, 64, 64, 3, 1, 1, 1},
+    {"res2 1x1 64-256", 4, 200, 336, 64, 256, 1, 1, 0, 1}, /* 3 blocks + shortcut */
+    {"res2 1x1 256-64", 2, 200, 336, 256, 64, 1, 1, 0, 1},
+    {"res3 1x1 256-128 s2", 1, 200, 336, 256, 128, 1, 2, 0, 1},
+    {"res3 3x3 128", 4, 100, 168, 128, 128, 3, 1, 1, 1},
+    {"res3 1x1 128-512", 4, 100, 168, 128, 512, 1, 1, 0, 1},
+    {"res3 short 256-512 s2", 1, 200, 336, 256, 512, 1, 2, 0, 1},
+    {"res3 1x1 512-128", 3, 100, 168, 512, 128, 1, 1, 0, 1},
+    {"res4 1x1 512-256 s2", 1, 100, 168, 512, 256, 1, 2, 0, 1},
+    {"res4 3x3 256", 6, 50, 84, 256, 256, 3, 1, 1, 1},
+    {"res4 1x1 256-1024", 6, 50, 84, 256, 1024, 1, 1, 0, 1},
+    {"res4 short 512-1024 s2", 1, 100, 168, 512, 1024, 1, 2, 0, 1},
+    {"res4 1x1 1024-256", 5, 50, 84, 1024, 256, 1, 1, 0, 1},
+    {"res5 1x1 1024-512 s2", 1, 50, 84, 1024, 512, 1, 2, 0, 1},
+    {"res5 3x3 512", 3, 25, 42, 512, 512, 3, 1, 1, 1},
+    {"res5 1x1 512-2048", 3, 25, 42, 512, 2048, 1, 1, 0, 1},
+    {"res5 short 1024-2048 s2", 1, 50, 84, 1024, 2048, 1, 2, 0, 1},
+    {"res5 1x1 2048-512", 2, 25, 42, 2048, 512, 1, 1, 0, 1},
+};
+
+int main(int argc, char **argv) {
+    runtime_config cfg = runtime_config_default();
+    cfg.device = "cpu";
+    cfg.quiet = 1;
+    runtime rt;
+    runtime_init(&rt, &cfg);
+    double peak = sgemm_rate(4096);
+    printf("conv2d on the CPU, f32, NHWC/KRSC, im2col + OpenBLAS sgemm, %d threads, batch 1, 800x1344 input\n",
+           rt.threads);
+    printf("sgemm 4096^3, median of %d: %.1f GFLOP/s (the 100%% below)\n\n", REPS, peak);
+    printf("%-24s %3s %-17s %7s %9s %9s %6s %9s %6s\n", "layer", "n", "out HxWxK", "GFLOP", "fwd ms", "fwd GF/s",
+           "%sgemm", "bwd GF/s", "%sgemm");
+    double tot_fwd_t = 0, tot_fwd_f = 0, tot_bwd_t = 0, tot_bwd_f = 0, f33 = 0, t33 = 0;
+    for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
+        const layer *L = &layers[li];
+        tensor x = tensor_alloc_param(DTYPE_F32, DEVICE_CPU, TSHAPE(1, L->H, L->W, L->C), "x");
+        tensor w = tensor_alloc_param(DTYPE_F32, DEVICE_CPU, TSHAPE(L->K, L->k, L->k, L->C), "w");
+        fill(x.data, (size_t)tensor_numel(&x), 3), fill(w.data, (size_t)tensor_numel(&w), 4);
+        int Ho = conv2d_out_size(L->H, L->k, L->stride, L->pad), Wo = conv2d_out_size(L->W, L->k, L->stride, L->pad);
+        tensor y = tensor_alloc(DTYPE_F32, DEVICE_CPU, TSHAPE(1, Ho, Wo, L->K));
+        tensor dy = tensor_alloc(DTYPE_F32, DEVICE_CPU, TSHAPE(1, Ho, Wo, L->K));
+        fill(dy.data, (size_t)tensor_numel(&dy), 5);
+        tensor dx = x, dw = w;
+        dx.data = x.grad, dw.data = w.grad;
+        conv2d_args a = {L->stride, L->pad};
+        double flop = 2.0 * Ho * Wo * (double)L->K * L->C * L->k * L->k;
+        double tf[REPS], tb[REPS];
+        conv2d_forward_cpu(&rt, &a, &x, &w, NULL, &y); /* warm-up: arena blocks, pages */
+        conv2d_backward_cpu(&rt, &a, &x, &w, &dy, L->need_dx ? &dx : NULL, &dw, NULL);
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now_s();
+            conv2d_forward_cpu(&rt, &a, &x, &w, NULL, &y);
+            tf[r] = now_s() - t0;
+            t0 = now_s();
+            conv2d_backward_cpu(&rt, &a, &x, &w, &dy, L->need_dx ? &dx : NULL, &dw, NULL);
+            tb[r] = now_s() - t0;
+        }
+        double mf = median(tf, REPS), mb = median(tb, REPS), bflop = flop * (L->need_dx ? 2 : 1);
+        char out[32];
+        snprintf(out, sizeof out, "%dx%dx%d", Ho, Wo, L->K);
+        printf("%-24s %3d %-17s %7.2f %9.1f %9.1f %5.0f%% %9.1f %5.0f%%\n", L->name, L->count, out, flop * 1e-9,
+               mf * 1e3, flop / mf * 1e-9, 100 * flop / mf * 1e-9 / peak, bflop / mb * 1e-9,
+               100 * bflop / mb * 1e-9 / peak);
+        tot_fwd_t += L->count * mf, tot_fwd_f += L->count * flop;
+        tot_bwd_t += L->count * mb, tot_bwd_f += L->count * bflop;
+        if (L->k == 3) t33 += L->count * mf, f33 += L->count * flop;
+        tensor_free(&x), tensor_free(&w), tensor_free(&y), tensor_free(&dy);
+        runtime_step_end(&rt);
+    }
+    printf("\nR50 backbone convs, weighted by count: forward %.1f GFLOP in %.2f s = %.1f GFLOP/s (%.0f%% of sgemm)\n",
+           tot_fwd_f * 1e-9, tot_fwd_t, tot_fwd_f / tot_fwd_t * 1e-9, 100 * tot_fwd_f / tot_fwd_t * 1e-9 / peak);
+    printf("  3x3 convs (goal >= 60%% of sgemm): %.1f GFLOP/s = %.0f%%\n", f33 / t33 * 1e-9,
+           100 * f33 / t33 * 1e-9 / peak);
+    printf("  backward (dx + dw; the stem dw only): %.1f GFLOP in %.2f s = %.1f GFLOP/s (%.0f%% of sgemm)\n",
+           tot_bwd_f * 1e-9, tot_bwd_t, tot_bwd_f / tot_bwd_t * 1e-9, 100 * tot_bwd_f / tot_bwd_t * 1e-9 / peak);
+    printf("  host arena peak %.1f MiB (im2col scratch)\n", rt.host.peak / 1048576.0);
+    runtime_free(&rt);
+    (void)argc, (void)argv;
+    return 0;
+}
