@@ -2,6 +2,7 @@
  * 800×1344 input, batch 1 (detectron2's R50: stride in the first 1×1 of a stage), f32 on
  * the CPU, next to the machine's sgemm rate measured the same way (4096³, same threads,
  * median of several runs). Goal (issue 3): forward 3×3 convolutions at >= 60% of sgemm.
+ * "GEMM GF/s" is the convolution's GEMM alone (see gemm_only_rate).
  * Prints tables; never fails on a number (`make bench`). */
 #include "core/arena.h"
 #include "core/check.h"
@@ -54,6 +55,25 @@ static double sgemm_rate(int n) {
     return 2.0 * n * n * (double)n / median(t, REPS) * 1e-9;
 }
 
+/* The GEMM an im2col convolution amounts to, alone: y[P, K] = col[P, RSC] · w[K, RSC]ᵀ in one
+ * call on a ready-made col (median of REPS). Its rate next to the convolution's separates
+ * the im2col cost from the GEMM shape's own efficiency (narrow K, short RSC). */
+static double gemm_only_rate(int P, int K, int RSC) {
+    float *a = malloc(sizeof *a * (size_t)P * RSC), *b = malloc(sizeof *b * (size_t)K * RSC);
+    float *c = malloc(sizeof *c * (size_t)P * K);
+    CHECK(a && b && c, "out of memory for a %dx%dx%d sgemm", P, K, RSC);
+    fill(a, (size_t)P * RSC, 6), fill(b, (size_t)K * RSC, 7);
+    double t[REPS];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, RSC, 1, a, RSC, b, RSC, 0, c, K);
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, RSC, 1, a, RSC, b, RSC, 0, c, K);
+        t[r] = now_s() - t0;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * P * (double)K * RSC / median(t, REPS) * 1e-9;
+}
+
 typedef struct layer {
     const char *name;
     int count;        /* occurrences in R50 */
@@ -95,8 +115,8 @@ int main(int argc, char **argv) {
     printf("conv2d on the CPU, f32, NHWC/KRSC, im2col + OpenBLAS sgemm, %d threads, batch 1, 800x1344 input\n",
            rt.threads);
     printf("sgemm 4096^3, median of %d: %.1f GFLOP/s (the 100%% below)\n\n", REPS, peak);
-    printf("%-24s %3s %-17s %7s %9s %9s %6s %9s %6s\n", "layer", "n", "out HxWxK", "GFLOP", "fwd ms", "fwd GF/s",
-           "%sgemm", "bwd GF/s", "%sgemm");
+    printf("%-24s %3s %-17s %7s %9s %9s %6s %9s %9s %6s\n", "layer", "n", "out HxWxK", "GFLOP", "fwd ms",
+           "fwd GF/s", "%sgemm", "GEMM GF/s", "bwd GF/s", "%sgemm");
     double tot_fwd_t = 0, tot_fwd_f = 0, tot_bwd_t = 0, tot_bwd_f = 0, f33 = 0, t33 = 0;
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         const layer *L = &layers[li];
@@ -125,8 +145,9 @@ int main(int argc, char **argv) {
         double mf = median(tf, REPS), mb = median(tb, REPS), bflop = flop * (L->need_dx ? 2 : 1);
         char out[32];
         snprintf(out, sizeof out, "%dx%dx%d", Ho, Wo, L->K);
-        printf("%-24s %3d %-17s %7.2f %9.1f %9.1f %5.0f%% %9.1f %5.0f%%\n", L->name, L->count, out, flop * 1e-9,
-               mf * 1e3, flop / mf * 1e-9, 100 * flop / mf * 1e-9 / peak, bflop / mb * 1e-9,
+        double gemm = gemm_only_rate(Ho * Wo, L->K, L->k * L->k * L->C);
+        printf("%-24s %3d %-17s %7.2f %9.1f %9.1f %5.0f%% %9.1f %9.1f %5.0f%%\n", L->name, L->count, out,
+               flop * 1e-9, mf * 1e3, flop / mf * 1e-9, 100 * flop / mf * 1e-9 / peak, gemm, bflop / mb * 1e-9,
                100 * bflop / mb * 1e-9 / peak);
         tot_fwd_t += L->count * mf, tot_fwd_f += L->count * flop;
         tot_bwd_t += L->count * mb, tot_bwd_f += L->count * bflop;
