@@ -7,6 +7,7 @@
 #include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/norm.h"
+#include "ops/ops_internal.h"
 #include "ops/pointwise.h"
 #include "ops/pool.h"
 
@@ -17,18 +18,20 @@ static double at4(const tensor *t, int a, int b, int c, int d) {
 }
 
 static void conv_direct(const tensor *x, const tensor *w, const tensor *b, int st, int pad, const tensor *dy,
-                        double *y, double *dx, double *dw) {
+                        double *y, double *dx, double *dw, double *db) {
     int N = x->shape[0], Hh = x->shape[1], W = x->shape[2], C = x->shape[3];
     int K = w->shape[0], R = w->shape[1], S = w->shape[2];
     int Ho = conv2d_out_size(Hh, R, st, pad), Wo = conv2d_out_size(W, S, st, pad);
     memset(dx, 0, sizeof *dx * N * Hh * W * C);
     memset(dw, 0, sizeof *dw * K * R * S * C);
+    memset(db, 0, sizeof *db * K);
     for (int n = 0; n < N; n++)
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++)
                 for (int k = 0; k < K; k++) {
                     int64_t o = (((int64_t)n * Ho + oh) * Wo + ow) * K + k;
                     double acc = b ? ot_get(b, k) : 0, g = ot_get(dy, o);
+                    db[k] += g;
                     for (int r = 0; r < R; r++)
                         for (int s = 0; s < S; s++) {
                             int ih = oh * st - pad + r, iw = ow * st - pad + s;
@@ -54,12 +57,14 @@ static void check_conv_direct(dtype dt, int N, int Hh, int W, int C, int K, int 
     tensor *b = ot_param(dt, TSHAPE(K), -1, 1);
     memset(x->grad, 0, tensor_bytes(x));
     memset(w->grad, 0, tensor_bytes(w));
+    memset(b->grad, 0, tensor_bytes(b));
     tensor *y = op_conv2d(rt, x, w, b, st, pad);
     tensor *dy = ot_const(dt, y->shape, y->ndim, -1, 1);
     memcpy(tensor_grad(rt, y), dy->data, tensor_bytes(dy));
     double *yd = malloc(sizeof *yd * tensor_numel(y)), *dxd = malloc(sizeof *dxd * tensor_numel(x));
-    double *dwd = malloc(sizeof *dwd * tensor_numel(w));
-    conv_direct(x, w, b, st, pad, dy, yd, dxd, dwd);
+    double *dwd = malloc(sizeof *dwd * tensor_numel(w)), dbd[64];
+    REQUIRE(K <= 64);
+    conv_direct(x, w, b, st, pad, dy, yd, dxd, dwd, dbd);
     tape_backward(&rt->tape, rt);
     double tol = dt == DTYPE_F64 ? 1e-12 : 2e-5 * sqrt((double)k * k * C);
     char what[160];
@@ -77,6 +82,9 @@ static void check_conv_direct(dtype dt, int N, int Hh, int W, int C, int K, int 
     got = ot_values(&gw);
     EXPECT_CLOSE("conv2d dw", got, dwd, tensor_numel(w), tol * 10, tol);
     free(got);
+    double gotb[64]; /* db sums N·Ho·Wo values: several reduction chunks in the big cases */
+    for (int i = 0; i < K; i++) gotb[i] = ot_grad_get(b, i);
+    EXPECT_CLOSE("conv2d db", gotb, dbd, K, tol * 10, tol);
     free(yd), free(dxd), free(dwd);
     runtime_step_end(rt);
     ot_free(x), ot_free(w), ot_free(b), ot_free(dy);
@@ -154,6 +162,28 @@ static void test_max_pool_by_hand(void) {
            "NaN must propagate to the windows holding it only");
     rt->tape.enabled = 1;
     runtime_step_end(rt);
+    /* backward rules (pool.h): ties go to the first maximum in scan order, NaNs to the last */
+    double tie[12] = {2, 9, 9, 0, /**/ 9, 1, 1, 1, /**/ 0, 0, 0, 0};
+    memcpy(x->data, tie, sizeof tie);
+    tie[6] = NAN, tie[11] = NAN;
+    memset(x->grad, 0, sizeof tie);
+    y = op_max_pool(rt, x, 3, 2, 1);
+    memcpy(tensor_grad(rt, y), dy, sizeof dy);
+    tape_backward(&rt->tape, rt);
+    /* windows: (0,0) {2,9,9,1} -> index 1 (first 9); (0,1) {9,9,0,1,1,1} -> index 1;
+     *          (1,0) {9,1,0,0} -> index 4; (1,1) {1,1,1,0,0,0} -> index 5 */
+    double want_tie[12] = {0, 1 + 2, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0};
+    EXPECT_CLOSE("max_pool ties dx", (double *)x->grad, want_tie, 12, 0, 0);
+    runtime_step_end(rt);
+    memcpy(x->data, tie, sizeof tie); /* NaN at 6 and 11 */
+    memset(x->grad, 0, sizeof tie);
+    y = op_max_pool(rt, x, 3, 2, 1);
+    memcpy(tensor_grad(rt, y), dy, sizeof dy);
+    tape_backward(&rt->tape, rt);
+    /* (0,0) no NaN -> index 1; (0,1) NaN at 6 -> 6; (1,0) -> 4; (1,1) NaNs at 6 and 11 -> the last, 11 */
+    double want_nan[12] = {0, 1, 0, 0, 3, 0, 2, 0, 0, 0, 0, 4};
+    EXPECT_CLOSE("max_pool NaN dx", (double *)x->grad, want_nan, 12, 0, 0);
+    runtime_step_end(rt);
     ot_free(x);
 }
 
@@ -187,6 +217,44 @@ static void test_losses_by_hand(void) {
     rt->tape.enabled = 1;
     runtime_step_end(rt);
     ot_free(x), ot_free(lab), ot_free(w), ot_free(xb), ot_free(tb);
+}
+
+/* Sums over many reduction chunks (OPS_REDUCE_CHUNK = 256) against a plain loop. */
+static void test_large_loss_sums(void) {
+    ot_seed(17);
+    runtime *rt = ot_runtime(2);
+    runtime_step_end(rt);
+    rt->tape.enabled = 0;
+    const int n = 5000, R = 1100, K = 7;
+    tensor *x = ot_const(DTYPE_F64, TSHAPE(n), -3, 3), *t = ot_const(DTYPE_F64, TSHAPE(n), 0, 1);
+    tensor *w = ot_const(DTYPE_F64, TSHAPE(n), 0, 2);
+    double want = 0;
+    for (int i = 0; i < n; i++) {
+        double v = ot_get(x, i);
+        want += ot_get(w, i) * (log1p(exp(v)) - v * ot_get(t, i));
+    }
+    double got = ot_get(op_bce_logits(rt, x, t, w, 1), 0);
+    EXPECT(fabs(got - want) < 1e-10 * fabs(want), "BCE over %d: %.17g vs %.17g", n, got, want);
+    want = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs(ot_get(x, i) - ot_get(t, i));
+        want += ot_get(w, i) * (d < 0.5 ? d * d : d - 0.25); /* β = 0.5: 0.5·d²/β = d² */
+    }
+    got = ot_get(op_smooth_l1(rt, x, t, w, 0.5, 1), 0);
+    EXPECT(fabs(got - want) < 1e-10 * fabs(want), "smooth L1 over %d: %.17g vs %.17g", n, got, want);
+    tensor *xc = ot_const(DTYPE_F64, TSHAPE(R, K), -5, 5), *lab = ot_const(DTYPE_I32, TSHAPE(R), 0, 0);
+    want = 0;
+    for (int r = 0; r < R; r++) {
+        tensor_i32(lab)[r] = (r * 5) % K;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += exp(ot_get(xc, r * K + k));
+        want += log(s) - ot_get(xc, r * K + tensor_i32(lab)[r]);
+    }
+    got = ot_get(op_softmax_ce(rt, xc, lab, NULL, 1), 0);
+    EXPECT(fabs(got - want) < 1e-10 * fabs(want), "CE over %d rows: %.17g vs %.17g", R, got, want);
+    rt->tape.enabled = 1;
+    runtime_step_end(rt);
+    ot_free(x), ot_free(t), ot_free(w), ot_free(xc), ot_free(lab);
 }
 
 /* GroupNorm output: each group has mean 0 and variance var/(var + eps) before the affine. */
@@ -276,7 +344,9 @@ static void test_determinism(void) {
 }
 
 /* The project's own reductions (GroupNorm, losses, bias sums, pooling and upsample
- * backward) split work by fixed chunks, not by threads: 1 and 2 threads agree bit for bit. */
+ * backward) split work by fixed chunks, not by threads: 1 and 2 threads agree bit for bit.
+ * (No GEMM in this graph: OpenBLAS's split depends on its thread count. The bias
+ * gradients' column sums, ops_colsum_add, are checked directly below.) */
 static void gn_loss_run(int threads, tensor *x, tensor *g, tensor *b, tensor *t, double *out) {
     runtime *rt = ot_runtime(threads);
     runtime_step_end(rt);
@@ -302,6 +372,20 @@ static void test_reductions_independent_of_threads(void) {
     gn_loss_run(1, x, g, b, t, a1);
     gn_loss_run(2, x, g, b, t, a2);
     OT_SAME_BITS("1 thread vs 2 threads", a1, a2, n * sizeof *a1);
+    /* the column sums behind every bias gradient: 10000 rows = 40 chunks */
+    float *m = malloc(10000 * 64 * sizeof *m), s1[64] = {0}, s2[64] = {0};
+    for (int i = 0; i < 10000 * 64; i++) m[i] = (float)ot_uniform(-1, 1);
+    ops_colsum_add_f32(ot_runtime(1), m, 10000, 64, s1);
+    ops_colsum_add_f32(ot_runtime(2), m, 10000, 64, s2);
+    OT_SAME_BITS("column sums, 1 thread vs 2 threads", s1, s2, sizeof s1);
+    double worst = 0;
+    for (int c = 0; c < 64; c++) {
+        double want = 0;
+        for (int r = 0; r < 10000; r++) want += m[r * 64 + c];
+        worst = fmax(worst, fabs(s2[c] - want));
+    }
+    EXPECT(worst < 1e-4, "column sums off by %g", worst);
+    free(m);
     ot_runtime(2);
     free(a1), free(a2);
     ot_free(x), ot_free(g), ot_free(b), ot_free(t);
@@ -354,6 +438,19 @@ static void bad_dtype(void *arg) {
     tensor *x = ot_const(DTYPE_I32, TSHAPE(4), 0, 0);
     op_relu(rt, x);
 }
+static void bad_null_weight(void *arg) {
+    runtime *rt = ot_runtime(1);
+    op_linear(rt, ot_const(DTYPE_F32, TSHAPE(2, 4), 0, 1), NULL, NULL);
+}
+static void bad_null_targets(void *arg) {
+    runtime *rt = ot_runtime(1);
+    op_bce_logits(rt, ot_const(DTYPE_F32, TSHAPE(4), 0, 1), NULL, NULL, 1);
+}
+static void bad_stride(void *arg) {
+    runtime *rt = ot_runtime(1);
+    op_conv2d(rt, ot_const(DTYPE_F32, TSHAPE(1, 4, 4, 3), 0, 1), ot_const(DTYPE_F32, TSHAPE(2, 3, 3, 3), 0, 1), NULL,
+              0, 1);
+}
 static void bad_add_shapes(void *arg) {
     runtime *rt = ot_runtime(1);
     op_add(rt, ot_const(DTYPE_F32, TSHAPE(4), 0, 1), ot_const(DTYPE_F32, TSHAPE(2, 2), 0, 1));
@@ -392,6 +489,9 @@ static void test_bad_arguments(void) {
     expect_fails(bad_groups, "groups", "group_norm", "6 channels do not split into 4 groups");
     expect_fails(bad_dtype, "dtype", "relu", "f32 or f64");
     expect_fails(bad_add_shapes, "add shapes", "add", "f32[2,2]");
+    expect_fails(bad_null_weight, "NULL weight", "linear", "weight is missing");
+    expect_fails(bad_null_targets, "NULL targets", "bce_logits", "targets are missing");
+    expect_fails(bad_stride, "stride 0", "conv2d", "bad stride 0");
 }
 
 int main(void) {
@@ -400,6 +500,7 @@ int main(void) {
     RUN(test_deconv_matches_definition);
     RUN(test_max_pool_by_hand);
     RUN(test_losses_by_hand);
+    RUN(test_large_loss_sums);
     RUN(test_group_norm_statistics);
     RUN(test_determinism);
     RUN(test_reductions_independent_of_threads);

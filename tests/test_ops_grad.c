@@ -25,15 +25,16 @@ static tensor *conv_fn(runtime *rt, tensor **in, const void *c) {
     return op_conv2d(rt, in[0], in[1], in[2], a->i[0], a->i[1]);
 }
 
+/* frozen_w: 1 = constant weight; 2 = constant input (the image: dw and db only) */
 static void check_conv(int N, int Hh, int W, int C, int K, int k, int stride, int pad, int bias, int frozen_w) {
     runtime *rt = ot_runtime(2);
-    tensor *x = ot_param(F64, TSHAPE(N, Hh, W, C), -1, 1);
-    tensor *w = frozen_w ? ot_const(F64, TSHAPE(K, k, k, C), -1, 1) : ot_param(F64, TSHAPE(K, k, k, C), -1, 1);
+    tensor *x = frozen_w == 2 ? ot_const(F64, TSHAPE(N, Hh, W, C), -1, 1) : ot_param(F64, TSHAPE(N, Hh, W, C), -1, 1);
+    tensor *w = frozen_w == 1 ? ot_const(F64, TSHAPE(K, k, k, C), -1, 1) : ot_param(F64, TSHAPE(K, k, k, C), -1, 1);
     tensor *b = bias ? ot_param(F64, TSHAPE(K), -1, 1) : NULL;
     args a = {.i = {stride, pad}};
     char what[128];
     snprintf(what, sizeof what, "conv2d %dx%d s%d p%d on [%d,%d,%d,%d]->%d%s%s", k, k, stride, pad, N, Hh, W, C, K,
-             bias ? " +bias" : "", frozen_w ? " frozen w" : "");
+             bias ? " +bias" : "", frozen_w == 1 ? " frozen w" : frozen_w == 2 ? " constant x" : "");
     OT_GRADCHECK(what, rt, conv_fn, &a, ((tensor *[]){x, w, b}), 3, H, ATOL, RTOL);
     ot_free(x), ot_free(w), ot_free(b);
 }
@@ -46,6 +47,14 @@ static void test_conv2d_grad(void) {
     check_conv(1, 9, 8, 2, 2, 7, 2, 3, 0, 0); /* stem shape */
     check_conv(2, 4, 3, 5, 3, 1, 1, 0, 1, 0); /* pointwise GEMM path */
     check_conv(1, 6, 6, 3, 2, 3, 1, 0, 1, 1); /* frozen weight: dx and db only */
+    check_conv(1, 9, 8, 3, 2, 7, 2, 3, 1, 2); /* the stem: the image needs no gradient */
+    /* only the bias trains */
+    runtime *rt = ot_runtime(2);
+    tensor *x = ot_const(F64, TSHAPE(1, 5, 5, 2), -1, 1), *w = ot_const(F64, TSHAPE(3, 3, 3, 2), -1, 1);
+    tensor *b = ot_param(F64, TSHAPE(3), -1, 1);
+    args a = {.i = {1, 1}};
+    OT_GRADCHECK("conv2d bias only", rt, conv_fn, &a, ((tensor *[]){x, w, b}), 3, H, ATOL, RTOL);
+    ot_free(x), ot_free(w), ot_free(b);
 }
 
 static tensor *deconv_fn(runtime *rt, tensor **in, const void *c) { return op_deconv2x2(rt, in[0], in[1], in[2]); }
@@ -141,13 +150,17 @@ static void test_norm_grad(void) {
     OT_GRADCHECK("group_norm G=C", rt, gn_fn, &a6, ((tensor *[]){x, g, b}), 3, H, ATOL, RTOL);
     args a3 = {.i = {3}};
     OT_GRADCHECK("group_norm no affine", rt, gn_fn, &a3, ((tensor *[]){x, NULL, NULL}), 3, H, ATOL, RTOL);
+    tensor *gc = ot_const(F64, TSHAPE(6), 0.5, 2);
+    OT_GRADCHECK("group_norm frozen gamma", rt, gn_fn, &a3, ((tensor *[]){x, gc, b}), 3, H, ATOL, RTOL);
+    ot_free(gc);
     ot_free(x), ot_free(s), ot_free(t), ot_free(g), ot_free(b);
 }
 
 static tensor *relu_fn(runtime *rt, tensor **in, const void *c) { return op_relu(rt, in[0]); }
 static tensor *add_fn(runtime *rt, tensor **in, const void *c) { return op_add(rt, in[0], in[1]); }
 static tensor *scale_fn(runtime *rt, tensor **in, const void *c) { return op_scale(rt, in[0], -2.5); }
-/* grad_scale is the identity forward; compose with scale so the check sees both factors */
+/* With s = 1 grad_scale is an exact identity, so the finite differences apply; s != 1 is
+ * checked by hand below (its backward is on purpose not its forward's derivative). */
 static tensor *grad_scale_fn(runtime *rt, tensor **in, const void *c) {
     return op_relu(rt, op_grad_scale(rt, in[0], 1.0));
 }
@@ -167,21 +180,33 @@ static void test_pointwise_grad(void) {
 }
 
 /* grad_scale's backward is not the derivative of its forward (that is the point): check it
- * by hand. dx = s·dy and the forward is the identity on the same memory. */
+ * by hand. dx = s·dy and the forward is the identity on the same memory. The way the
+ * detector uses it: scaled features, reshaped, read by two consumers, plus a direct use of
+ * x that is not scaled:
+ *   L = Σ 2·v + Σ 3·v + Σ x,  v = reshape(grad_scale(x, 0.25))  =>  dL/dx = 0.25·5 + 1. */
 static void test_grad_scale_by_hand(void) {
     runtime *rt = ot_runtime(2);
     runtime_step_end(rt);
-    tensor *x = ot_param(F64, TSHAPE(4), -1, 1);
+    tensor *x = ot_param(F64, TSHAPE(2, 3), -1, 1);
     memset(x->grad, 0, tensor_bytes(x));
     tensor *y = op_grad_scale(rt, x, 0.25);
     EXPECT(y->data == x->data, "grad_scale copies its input");
     EXPECT(y->requires_grad, "grad_scale output must record");
-    double dy[4] = {1, -2, 4, 8}, want[4] = {0.25, -0.5, 1, 2};
-    memcpy(tensor_grad(rt, y), dy, sizeof dy);
-    tape_backward(&rt->tape, rt);
-    EXPECT_CLOSE("grad_scale dx", (double *)x->grad, want, 4, 0, 0);
+    tensor *v = runtime_reshape(rt, y, TSHAPE(6));
+    tensor *xs = runtime_reshape(rt, x, TSHAPE(6));
+    tensor *two = ot_const(F64, TSHAPE(6), 0, 0), *three = ot_const(F64, TSHAPE(6), 0, 0);
+    for (int i = 0; i < 6; i++) ((double *)two->data)[i] = 2, ((double *)three->data)[i] = 3;
+    /* Σ c·v through the L1 loss with target 0 and weights c on positive values */
+    for (int i = 0; i < 6; i++) ((double *)x->data)[i] = 0.5 + i;
+    tensor *zero = ot_const(F64, TSHAPE(6), 0, 0);
+    tensor *l = op_add(rt, op_add(rt, op_l1(rt, v, zero, two, 1), op_l1(rt, v, zero, three, 1)),
+                       op_l1(rt, xs, zero, NULL, 1));
+    runtime_backward(rt, l);
+    double want[6];
+    for (int i = 0; i < 6; i++) want[i] = 0.25 * 5 + 1;
+    EXPECT_CLOSE("grad_scale dx through a view and two consumers", (double *)x->grad, want, 6, 1e-15, 0);
     runtime_step_end(rt);
-    ot_free(x);
+    ot_free(x), ot_free(two), ot_free(three), ot_free(zero);
 }
 
 static tensor *pool_fn(runtime *rt, tensor **in, const void *c) {

@@ -11,6 +11,12 @@
  * through tensor_grad() which allocates them zeroed on first use. An op that writes (=)
  * instead must say so in its shape contract. Parameter gradients always accumulate.
  *
+ * An entry keeps pointers to its op's inputs and outputs, and a backward may read their
+ * values again (max pool recomputes its argmax, the losses read their targets): every
+ * tensor an op was given must stay alive and unchanged until tape_backward has run. Step
+ * tensors (runtime_tensor) and parameters do; a tensor struct on the caller's stack, or a
+ * buffer refilled before the backward, does not.
+ *
  * The entry array grows during warm-up and keeps its capacity across steps, so a steady
  * step does not allocate. */
 #ifndef MRC_TAPE_H

@@ -44,14 +44,19 @@ static conv_geom conv2d_geom(const conv2d_args *a, const tensor *x, const tensor
                              const tensor *y, const char *op) {
     char sx[128], sw[128];
     ops_expect_real_cpu(op, "x", x);
-    tensor_expect(w, x->dtype, x->device, TSHAPE(-1, -1, -1, x->shape[3]), "conv2d weight [K,R,S,C]");
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
+    CHECK(w != NULL, "%s: the weight is missing", op);
+    tensor_expect(w, x->dtype, x->device, TSHAPE(-1, -1, -1, x->shape[3]), "conv2d weight [K,R,S,C]");
+    CHECK(a->stride > 0 && a->pad >= 0, "%s: bad stride %d / pad %d", op, a->stride, a->pad);
     conv_geom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[1], w->shape[2],
                    0, 0, a->stride, a->pad};
     g.Ho = conv2d_out_size(g.H, g.R, g.stride, g.pad);
     g.Wo = conv2d_out_size(g.W, g.S, g.stride, g.pad);
     CHECK(g.Ho > 0 && g.Wo > 0, "%s: kernel %s larger than the padded input %s", op,
           tensor_str(w, sw, sizeof sw), tensor_str(x, sx, sizeof sx));
+    /* the GEMM calls take int sizes */
+    CHECK((int64_t)g.N * g.Ho * g.Wo <= INT32_MAX && (int64_t)g.N * g.H * g.W <= INT32_MAX,
+          "%s: %s has more pixels than one GEMM takes", op, tensor_str(x, sx, sizeof sx));
     if (b) tensor_expect(b, x->dtype, x->device, TSHAPE(g.K), "conv2d bias [K]");
     if (y) tensor_expect(y, x->dtype, x->device, TSHAPE(g.N, g.Ho, g.Wo, g.K), "conv2d output [N,Ho,Wo,K]");
     return g;
@@ -106,6 +111,9 @@ static void deconv_check(const tensor *x, const tensor *w, const tensor *b, cons
     char sx[128];
     ops_expect_real_cpu(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
+    CHECK(w != NULL, "%s: the weight is missing", op);
+    CHECK((int64_t)x->shape[0] * x->shape[1] * x->shape[2] <= INT32_MAX / 4, "%s: %s has more pixels than one GEMM takes",
+          op, tensor_str(x, sx, sizeof sx));
     tensor_expect(w, x->dtype, x->device, TSHAPE(-1, 2, 2, x->shape[3]), "deconv2x2 weight [K,2,2,C]");
     if (b) tensor_expect(b, x->dtype, x->device, TSHAPE(w->shape[0]), "deconv2x2 bias [K]");
     if (y)

@@ -14,11 +14,16 @@
 /* Checks x [R, C], w [K, C], b [K] and y [R, K] (b and y may be NULL). */
 static void linear_check(const char *op, const tensor *x, const tensor *w, const tensor *b, const tensor *y) {
     char s[128];
+    char what[96];
     ops_expect_real_cpu(op, "x", x);
     CHECK(x->ndim == 2, "%s: x must be [R, C], got %s", op, tensor_str(x, s, sizeof s));
-    tensor_expect(w, x->dtype, x->device, TSHAPE(-1, x->shape[1]), "linear weight [K, C]");
-    if (b) tensor_expect(b, x->dtype, x->device, TSHAPE(w->shape[0]), "linear bias [K]");
-    if (y) tensor_expect(y, x->dtype, x->device, TSHAPE(x->shape[0], w->shape[0]), "linear output [R, K]");
+    CHECK(w != NULL, "%s: the weight is missing", op);
+    snprintf(what, sizeof what, "%s weight [K, C]", op);
+    tensor_expect(w, x->dtype, x->device, TSHAPE(-1, x->shape[1]), what);
+    snprintf(what, sizeof what, "%s bias [K]", op);
+    if (b) tensor_expect(b, x->dtype, x->device, TSHAPE(w->shape[0]), what);
+    snprintf(what, sizeof what, "%s output [R, K]", op);
+    if (y) tensor_expect(y, x->dtype, x->device, TSHAPE(x->shape[0], w->shape[0]), what);
 }
 
 void linear_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y) {
@@ -93,7 +98,10 @@ tensor *op_normed_linear(runtime *rt, tensor *x, tensor *w, tensor *b, double ta
 
 tensor *op_normed_conv1x1(runtime *rt, tensor *x, tensor *w, tensor *b, double tau, double eps) {
     char s[128];
+    ops_device("normed_conv1x1", x);
+    ops_expect_real_cpu("normed_conv1x1", "x", x);
     CHECK(x->ndim == 4, "normed_conv1x1: x must be NHWC, got %s", tensor_str(x, s, sizeof s));
+    CHECK(w != NULL, "normed_conv1x1: the weight is missing");
     tensor_expect(w, x->dtype, x->device, TSHAPE(-1, 1, 1, x->shape[3]), "normed_conv1x1 weight [K,1,1,C]");
     int N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3], K = w->shape[0];
     tensor *rows = runtime_reshape(rt, x, TSHAPE(N * H * W, C));

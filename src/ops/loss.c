@@ -18,6 +18,7 @@ static void loss_check(loss_kind k, const tensor *x, const tensor *t, const tens
     const char *op = loss_name[k];
     char s[128];
     ops_expect_real_cpu(op, "x", x);
+    CHECK(t != NULL, "%s: the %s are missing", op, k == LOSS_CE ? "labels" : "targets");
     CHECK(normaliser > 0 && isfinite(normaliser), "%s: the normaliser must be positive, got %g", op, normaliser);
     if (k == LOSS_CE) {
         CHECK(x->ndim == 2 && x->shape[1] > 0, "%s: logits must be [R, K], got %s", op, tensor_str(x, s, sizeof s));
@@ -27,7 +28,7 @@ static void loss_check(loss_kind k, const tensor *x, const tensor *t, const tens
         ops_expect_same_shape(op, t, x);
         if (w) ops_expect_same_shape(op, w, x);
     }
-    if (loss) tensor_expect(loss, x->dtype, x->device, TSHAPE(1), "loss [1]");
+    if (loss) tensor_expect(loss, x->dtype, x->device, TSHAPE(1), op);
 }
 
 /* The forward of any kind: writes the scalar. Scratch: one double per element (row). */

@@ -6,6 +6,8 @@
  * normaliser > 0 chosen by the caller (detectron2 divides e.g. the box loss by the number
  * of sampled RoIs, not by the number of foreground ones). Targets, labels and weights
  * receive no gradient. The backward ACCUMULATES dloss · ∂loss/∂x into dx.
+ * The backward reads x, the targets (labels) and the weights again: like every op input
+ * (tape.h) they must stay unchanged until the backward has run.
  * The sums are deterministic (ops_internal.h) and carried in double.
  * f32 or f64 on the CPU; CUDA twins in kernels/loss.cu. */
 #ifndef MRC_OPS_LOSS_H

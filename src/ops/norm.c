@@ -15,6 +15,7 @@
 static void frozen_bn_check(const char *op, const tensor *x, const tensor *scale, const tensor *shift) {
     ops_expect_real_cpu(op, "x", x);
     int C = x->shape[x->ndim - 1];
+    CHECK(scale != NULL, "%s: the scale is missing", op);
     tensor_expect(scale, x->dtype, x->device, TSHAPE(C), "frozen_bn scale [C]");
     if (shift) tensor_expect(shift, x->dtype, x->device, TSHAPE(C), "frozen_bn shift [C]");
 }
@@ -28,6 +29,7 @@ void frozen_bn_forward_cpu(runtime *rt, const tensor *x, const tensor *scale, co
 }
 
 void frozen_bn_backward_cpu(runtime *rt, const tensor *scale, const tensor *dy, tensor *dx) {
+    if (!dx) return;
     frozen_bn_check("frozen_bn backward", dy, scale, NULL);
     ops_expect_same_shape("frozen_bn backward dx", dx, dy);
     int C = dy->shape[dy->ndim - 1];

@@ -7,8 +7,8 @@
 
 #include "core/runtime.h"
 
-/* relu: y = max(x, 0). Backward from the output: dx += dy where y > 0 (the sub-gradient at
- * 0 is 0, as in PyTorch). */
+/* relu: y = max(x, 0), NaN kept (as PyTorch). Backward from the output: dx += dy where
+ * y > 0 (the sub-gradient at 0 is 0, as in PyTorch). */
 void relu_forward_cpu(runtime *rt, const tensor *x, tensor *y);
 void relu_backward_cpu(runtime *rt, const tensor *y, const tensor *dy, tensor *dx);
 tensor *op_relu(runtime *rt, tensor *x);

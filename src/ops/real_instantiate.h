@@ -4,7 +4,6 @@
  *   REAL       the element type (float or double)
  *   R(name)    the function name with its precision suffix (name_f32 / name_f64)
  *   GEMM       cblas_sgemm / cblas_dgemm
- *   REAL_EPS   a few units in the last place, for "is this zero" tests
  * The family's .c file sets REAL_INC to that file and includes this header, which
  * includes it twice. The .c file then picks the instance by the tensors' dtype. */
 #ifndef REAL_INC
