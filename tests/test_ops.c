@@ -487,7 +487,7 @@ static void test_bad_arguments(void) {
     expect_fails(bad_ce_label, "CE label", "label 7 of row 2", "[0, 5)");
     expect_fails(bad_normaliser, "normaliser", "smooth_l1", "normaliser must be positive");
     expect_fails(bad_groups, "groups", "group_norm", "6 channels do not split into 4 groups");
-    expect_fails(bad_dtype, "dtype", "relu", "f32 or f64");
+    expect_fails(bad_dtype, "dtype", "relu", "must be f32 (or f64 on the CPU)");
     expect_fails(bad_add_shapes, "add shapes", "add", "f32[2,2]");
     expect_fails(bad_null_weight, "NULL weight", "linear", "weight is missing");
     expect_fails(bad_null_targets, "NULL targets", "bce_logits", "targets are missing");

@@ -43,7 +43,7 @@ int conv2d_out_size(int in, int k, int stride, int pad) {
 static conv_geom conv2d_geom(const conv2d_args *a, const tensor *x, const tensor *w, const tensor *b,
                              const tensor *y, const char *op) {
     char sx[128], sw[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
     CHECK(w != NULL, "%s: the weight is missing", op);
     tensor_expect(w, x->dtype, x->device, TSHAPE(-1, -1, -1, x->shape[3]), "conv2d weight [K,R,S,C]");
@@ -64,12 +64,14 @@ static conv_geom conv2d_geom(const conv2d_args *a, const tensor *x, const tensor
 
 void conv2d_forward_cpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                         const tensor *b, tensor *y) {
+    ops_expect_cpu("conv2d_forward_cpu", x);
     conv_geom g = conv2d_geom(a, x, w, b, y, "conv2d");
     OPS_REAL(x, conv2d_fwd, rt, &g, x->data, w->data, b ? b->data : NULL, y->data);
 }
 
 void conv2d_backward_cpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                          const tensor *dy, tensor *dx, tensor *dw, tensor *db) {
+    ops_expect_cpu("conv2d_backward_cpu", x);
     conv_geom g = conv2d_geom(a, x, w, db, dy, "conv2d backward");
     if (dx) ops_expect_same_shape("conv2d backward dx", dx, x);
     if (dw) ops_expect_same_shape("conv2d backward dw", dw, w);
@@ -87,7 +89,7 @@ static void conv2d_backward_tape(runtime *rt, void *p) {
     if (!c->y->grad) return; /* nothing downstream used y */
     tensor dy = *c->y, gx, gw, gb;
     dy.data = c->y->grad;
-    conv2d_backward_cpu(rt, &c->a, c->x, c->w, &dy, ops_grad(rt, c->x, &gx), ops_grad(rt, c->w, &gw),
+    OPS_CALL(c->x, conv2d_backward, rt, &c->a, c->x, c->w, &dy, ops_grad(rt, c->x, &gx), ops_grad(rt, c->w, &gw),
                         ops_grad(rt, c->b, &gb));
 }
 
@@ -96,7 +98,7 @@ tensor *op_conv2d(runtime *rt, tensor *x, tensor *w, tensor *b, int stride, int 
     device d = ops_device("conv2d", x);
     conv_geom g = conv2d_geom(&a, x, w, b, NULL, "conv2d");
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(g.N, g.Ho, g.Wo, g.K));
-    conv2d_forward_cpu(rt, &a, x, w, b, y);
+    OPS_CALL(x, conv2d_forward, rt, &a, x, w, b, y);
     if (RUNTIME_NEEDS_GRAD(rt, x, w, b)) {
         conv2d_ctx *c = runtime_record(rt, "conv2d", conv2d_backward_tape, sizeof *c);
         *c = (conv2d_ctx){a, x, w, b, y};
@@ -109,7 +111,7 @@ tensor *op_conv2d(runtime *rt, tensor *x, tensor *w, tensor *b, int stride, int 
 
 static void deconv_check(const tensor *x, const tensor *w, const tensor *b, const tensor *y, const char *op) {
     char sx[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
     CHECK(w != NULL, "%s: the weight is missing", op);
     CHECK((int64_t)x->shape[0] * x->shape[1] * x->shape[2] <= INT32_MAX / 4, "%s: %s has more pixels than one GEMM takes",
@@ -122,6 +124,7 @@ static void deconv_check(const tensor *x, const tensor *w, const tensor *b, cons
 }
 
 void deconv2x2_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y) {
+    ops_expect_cpu("deconv2x2_forward_cpu", x);
     deconv_check(x, w, b, y, "deconv2x2");
     OPS_REAL(x, deconv_fwd, rt, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], x->data, w->data,
                             b ? b->data : NULL, y->data);
@@ -129,6 +132,7 @@ void deconv2x2_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const 
 
 void deconv2x2_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy,
                             tensor *dx, tensor *dw, tensor *db) {
+    ops_expect_cpu("deconv2x2_backward_cpu", x);
     deconv_check(x, w, db, dy, "deconv2x2 backward");
     if (dx) ops_expect_same_shape("deconv2x2 backward dx", dx, x);
     if (dw) ops_expect_same_shape("deconv2x2 backward dw", dw, w);
@@ -145,7 +149,7 @@ static void deconv_backward_tape(runtime *rt, void *p) {
     if (!c->y->grad) return;
     tensor dy = *c->y, gx, gw, gb;
     dy.data = c->y->grad;
-    deconv2x2_backward_cpu(rt, c->x, c->w, &dy, ops_grad(rt, c->x, &gx), ops_grad(rt, c->w, &gw),
+    OPS_CALL(c->x, deconv2x2_backward, rt, c->x, c->w, &dy, ops_grad(rt, c->x, &gx), ops_grad(rt, c->w, &gw),
                            ops_grad(rt, c->b, &gb));
 }
 
@@ -153,7 +157,7 @@ tensor *op_deconv2x2(runtime *rt, tensor *x, tensor *w, tensor *b) {
     device d = ops_device("deconv2x2", x);
     deconv_check(x, w, b, NULL, "deconv2x2");
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(x->shape[0], 2 * x->shape[1], 2 * x->shape[2], w->shape[0]));
-    deconv2x2_forward_cpu(rt, x, w, b, y);
+    OPS_CALL(x, deconv2x2_forward, rt, x, w, b, y);
     if (RUNTIME_NEEDS_GRAD(rt, x, w, b)) {
         deconv_ctx *c = runtime_record(rt, "deconv2x2", deconv_backward_tape, sizeof *c);
         *c = (deconv_ctx){x, w, b, y};

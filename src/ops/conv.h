@@ -12,6 +12,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct conv2d_args {
     int stride, pad; /* same in both directions; zero padding */
 } conv2d_args;
@@ -43,4 +47,14 @@ void deconv2x2_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const
                             tensor *dx, tensor *dw, tensor *db);
 tensor *op_deconv2x2(runtime *rt, tensor *x, tensor *w, tensor *b);
 
+/* CUDA twins (kernels/conv.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void conv2d_forward_gpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w, const tensor *b, tensor *y);
+void conv2d_backward_gpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w, const tensor *dy, tensor *dx, tensor *dw, tensor *db);
+void deconv2x2_forward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y);
+void deconv2x2_backward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy, tensor *dx, tensor *dw, tensor *db);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -15,7 +15,7 @@
 static void linear_check(const char *op, const tensor *x, const tensor *w, const tensor *b, const tensor *y) {
     char s[128];
     char what[96];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 2, "%s: x must be [R, C], got %s", op, tensor_str(x, s, sizeof s));
     CHECK(w != NULL, "%s: the weight is missing", op);
     snprintf(what, sizeof what, "%s weight [K, C]", op);
@@ -27,6 +27,7 @@ static void linear_check(const char *op, const tensor *x, const tensor *w, const
 }
 
 void linear_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y) {
+    ops_expect_cpu("linear_forward_cpu", x);
     linear_check("linear", x, w, b, y);
     OPS_REAL(x, linear_fwd, rt, x->shape[0], x->shape[1], w->shape[0], x->data, w->data, b ? b->data : NULL,
              y->data);
@@ -34,6 +35,7 @@ void linear_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const ten
 
 void linear_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy,
                          tensor *dx, tensor *dw, tensor *db) {
+    ops_expect_cpu("linear_backward_cpu", x);
     linear_check("linear backward", x, w, db, dy);
     if (dx) ops_expect_same_shape("linear backward dx", dx, x);
     if (dw) ops_expect_same_shape("linear backward dw", dw, w);
@@ -43,6 +45,7 @@ void linear_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const te
 
 void normed_linear_forward_cpu(runtime *rt, const normed_args *a, const tensor *x, const tensor *w,
                                const tensor *b, tensor *y) {
+    ops_expect_cpu("normed_linear_forward_cpu", x);
     linear_check("normed_linear", x, w, b, y);
     OPS_REAL(x, normed_fwd, rt, a, x->shape[0], x->shape[1], w->shape[0], x->data, w->data, b ? b->data : NULL,
              y->data);
@@ -50,6 +53,7 @@ void normed_linear_forward_cpu(runtime *rt, const normed_args *a, const tensor *
 
 void normed_linear_backward_cpu(runtime *rt, const normed_args *a, const tensor *x, const tensor *w,
                                 const tensor *dy, tensor *dx, tensor *dw, tensor *db) {
+    ops_expect_cpu("normed_linear_backward_cpu", x);
     linear_check("normed_linear backward", x, w, db, dy);
     if (dx) ops_expect_same_shape("normed_linear backward dx", dx, x);
     if (dw) ops_expect_same_shape("normed_linear backward dw", dw, w);
@@ -69,8 +73,8 @@ static void linear_backward_tape(runtime *rt, void *p) {
     tensor dy = *c->y, gx, gw, gb;
     dy.data = c->y->grad;
     tensor *dx = ops_grad(rt, c->x, &gx), *dw = ops_grad(rt, c->w, &gw), *db = ops_grad(rt, c->b, &gb);
-    if (c->normed) normed_linear_backward_cpu(rt, &c->a, c->x, c->w, &dy, dx, dw, db);
-    else linear_backward_cpu(rt, c->x, c->w, &dy, dx, dw, db);
+    if (c->normed) OPS_CALL(c->x, normed_linear_backward, rt, &c->a, c->x, c->w, &dy, dx, dw, db);
+    else OPS_CALL(c->x, linear_backward, rt, c->x, c->w, &dy, dx, dw, db);
 }
 
 static tensor *linear_op(runtime *rt, tensor *x, tensor *w, tensor *b, int normed, double tau, double eps) {
@@ -79,8 +83,8 @@ static tensor *linear_op(runtime *rt, tensor *x, tensor *w, tensor *b, int norme
     linear_check(name, x, w, b, NULL);
     normed_args a = {tau, eps};
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(x->shape[0], w->shape[0]));
-    if (normed) normed_linear_forward_cpu(rt, &a, x, w, b, y);
-    else linear_forward_cpu(rt, x, w, b, y);
+    if (normed) OPS_CALL(x, normed_linear_forward, rt, &a, x, w, b, y);
+    else OPS_CALL(x, linear_forward, rt, x, w, b, y);
     if (RUNTIME_NEEDS_GRAD(rt, x, w, b)) {
         linear_ctx *c = runtime_record(rt, name, linear_backward_tape, sizeof *c);
         *c = (linear_ctx){normed, a, x, w, b, y};
@@ -99,7 +103,7 @@ tensor *op_normed_linear(runtime *rt, tensor *x, tensor *w, tensor *b, double ta
 tensor *op_normed_conv1x1(runtime *rt, tensor *x, tensor *w, tensor *b, double tau, double eps) {
     char s[128];
     ops_device("normed_conv1x1", x);
-    ops_expect_real_cpu("normed_conv1x1", "x", x);
+    ops_expect_real("normed_conv1x1", "x", x);
     CHECK(x->ndim == 4, "normed_conv1x1: x must be NHWC, got %s", tensor_str(x, s, sizeof s));
     CHECK(w != NULL, "normed_conv1x1: the weight is missing");
     tensor_expect(w, x->dtype, x->device, TSHAPE(-1, 1, 1, x->shape[3]), "normed_conv1x1 weight [K,1,1,C]");

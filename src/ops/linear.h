@@ -14,6 +14,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* linear: y [R, K] = x [R, Cin] · wᵀ + b (y written). */
 void linear_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y);
 void linear_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy,
@@ -37,4 +41,14 @@ tensor *op_normed_linear(runtime *rt, tensor *x, tensor *w, tensor *b, double ta
  * y [N, H, W, K]. A per-pixel normed_linear (same kernels, reshaped views). */
 tensor *op_normed_conv1x1(runtime *rt, tensor *x, tensor *w, tensor *b, double tau, double eps);
 
+/* CUDA twins (kernels/linear.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void linear_forward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y);
+void linear_backward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy, tensor *dx, tensor *dw, tensor *db);
+void normed_linear_forward_gpu(runtime *rt, const normed_args *a, const tensor *x, const tensor *w, const tensor *b, tensor *y);
+void normed_linear_backward_gpu(runtime *rt, const normed_args *a, const tensor *x, const tensor *w, const tensor *dy, tensor *dx, tensor *dw, tensor *db);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -17,7 +17,7 @@ static void loss_check(loss_kind k, const tensor *x, const tensor *t, const tens
                        const tensor *loss) {
     const char *op = loss_name[k];
     char s[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(t != NULL, "%s: the %s are missing", op, k == LOSS_CE ? "labels" : "targets");
     CHECK(normaliser > 0 && isfinite(normaliser), "%s: the normaliser must be positive, got %g", op, normaliser);
     if (k == LOSS_CE) {
@@ -60,26 +60,32 @@ static void loss_backward(runtime *rt, loss_kind k, double beta, const tensor *x
 
 void bce_logits_forward_cpu(runtime *rt, const tensor *x, const tensor *t, const tensor *w, double normaliser,
                             tensor *loss) {
+    ops_expect_cpu("bce_logits_forward_cpu", x);
     loss_forward(rt, LOSS_BCE, 0, x, t, w, normaliser, loss);
 }
 void bce_logits_backward_cpu(runtime *rt, const tensor *x, const tensor *t, const tensor *w, double normaliser,
                              const tensor *dloss, tensor *dx) {
+    ops_expect_cpu("bce_logits_backward_cpu", x);
     loss_backward(rt, LOSS_BCE, 0, x, t, w, normaliser, dloss, dx);
 }
 void softmax_ce_forward_cpu(runtime *rt, const tensor *x, const tensor *labels, const tensor *w, double normaliser,
                             tensor *loss) {
+    ops_expect_cpu("softmax_ce_forward_cpu", x);
     loss_forward(rt, LOSS_CE, 0, x, labels, w, normaliser, loss);
 }
 void softmax_ce_backward_cpu(runtime *rt, const tensor *x, const tensor *labels, const tensor *w,
                              double normaliser, const tensor *dloss, tensor *dx) {
+    ops_expect_cpu("softmax_ce_backward_cpu", x);
     loss_backward(rt, LOSS_CE, 0, x, labels, w, normaliser, dloss, dx);
 }
 void smooth_l1_forward_cpu(runtime *rt, double beta, const tensor *x, const tensor *t, const tensor *w,
                            double normaliser, tensor *loss) {
+    ops_expect_cpu("smooth_l1_forward_cpu", x);
     loss_forward(rt, LOSS_SMOOTH_L1, beta, x, t, w, normaliser, loss);
 }
 void smooth_l1_backward_cpu(runtime *rt, double beta, const tensor *x, const tensor *t, const tensor *w,
                             double normaliser, const tensor *dloss, tensor *dx) {
+    ops_expect_cpu("smooth_l1_backward_cpu", x);
     loss_backward(rt, LOSS_SMOOTH_L1, beta, x, t, w, normaliser, dloss, dx);
 }
 
@@ -95,14 +101,18 @@ static void loss_backward_tape(runtime *rt, void *p) {
     if (!c->loss->grad || !dx) return;
     tensor dloss = *c->loss;
     dloss.data = c->loss->grad;
-    loss_backward(rt, c->kind, c->beta, c->x, c->t, c->w, c->normaliser, &dloss, dx);
+    if (c->kind == LOSS_BCE) OPS_CALL(c->x, bce_logits_backward, rt, c->x, c->t, c->w, c->normaliser, &dloss, dx);
+    else if (c->kind == LOSS_CE) OPS_CALL(c->x, softmax_ce_backward, rt, c->x, c->t, c->w, c->normaliser, &dloss, dx);
+    else OPS_CALL(c->x, smooth_l1_backward, rt, c->beta, c->x, c->t, c->w, c->normaliser, &dloss, dx);
 }
 
 static tensor *loss_op(runtime *rt, loss_kind k, double beta, tensor *x, tensor *t, tensor *w, double normaliser) {
     device d = ops_device(loss_name[k], x);
     CHECK(beta >= 0, "smooth_l1: beta %g must not be negative", beta);
     tensor *loss = runtime_tensor(rt, d, x->dtype, TSHAPE(1));
-    loss_forward(rt, k, beta, x, t, w, normaliser, loss);
+    if (k == LOSS_BCE) OPS_CALL(x, bce_logits_forward, rt, x, t, w, normaliser, loss);
+    else if (k == LOSS_CE) OPS_CALL(x, softmax_ce_forward, rt, x, t, w, normaliser, loss);
+    else OPS_CALL(x, smooth_l1_forward, rt, beta, x, t, w, normaliser, loss);
     /* targets, labels and weights get no gradient: only x decides */
     if (RUNTIME_NEEDS_GRAD(rt, x)) {
         loss_ctx *c = runtime_record(rt, loss_name[k], loss_backward_tape, sizeof *c);

@@ -15,6 +15,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Sigmoid binary cross-entropy with logits, any shape; t (targets in [0,1]) and w as x.
  *   ℓ = max(x, 0) − x·t + log(1 + e^−|x|),   ∂ℓ/∂x = σ(x) − t */
 void bce_logits_forward_cpu(runtime *rt, const tensor *x, const tensor *t, const tensor *w,
@@ -42,4 +46,16 @@ void smooth_l1_backward_cpu(runtime *rt, double beta, const tensor *x, const ten
 tensor *op_smooth_l1(runtime *rt, tensor *x, tensor *t, tensor *w, double beta, double normaliser);
 tensor *op_l1(runtime *rt, tensor *x, tensor *t, tensor *w, double normaliser);
 
+/* CUDA twins (kernels/loss.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void bce_logits_forward_gpu(runtime *rt, const tensor *x, const tensor *t, const tensor *w, double normaliser, tensor *loss);
+void bce_logits_backward_gpu(runtime *rt, const tensor *x, const tensor *t, const tensor *w, double normaliser, const tensor *dloss, tensor *dx);
+void softmax_ce_forward_gpu(runtime *rt, const tensor *x, const tensor *labels, const tensor *w, double normaliser, tensor *loss);
+void softmax_ce_backward_gpu(runtime *rt, const tensor *x, const tensor *labels, const tensor *w, double normaliser, const tensor *dloss, tensor *dx);
+void smooth_l1_forward_gpu(runtime *rt, double beta, const tensor *x, const tensor *t, const tensor *w, double normaliser, tensor *loss);
+void smooth_l1_backward_gpu(runtime *rt, double beta, const tensor *x, const tensor *t, const tensor *w, double normaliser, const tensor *dloss, tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

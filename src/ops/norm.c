@@ -13,7 +13,7 @@
 /* ---- frozen batch norm ---------------------------------------------------------------- */
 
 static void frozen_bn_check(const char *op, const tensor *x, const tensor *scale, const tensor *shift) {
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     int C = x->shape[x->ndim - 1];
     CHECK(scale != NULL, "%s: the scale is missing", op);
     tensor_expect(scale, x->dtype, x->device, TSHAPE(C), "frozen_bn scale [C]");
@@ -21,6 +21,7 @@ static void frozen_bn_check(const char *op, const tensor *x, const tensor *scale
 }
 
 void frozen_bn_forward_cpu(runtime *rt, const tensor *x, const tensor *scale, const tensor *shift, tensor *y) {
+    ops_expect_cpu("frozen_bn_forward_cpu", x);
     CHECK(shift != NULL, "frozen_bn: the shift is missing");
     frozen_bn_check("frozen_bn", x, scale, shift);
     ops_expect_same_shape("frozen_bn output", y, x);
@@ -29,6 +30,7 @@ void frozen_bn_forward_cpu(runtime *rt, const tensor *x, const tensor *scale, co
 }
 
 void frozen_bn_backward_cpu(runtime *rt, const tensor *scale, const tensor *dy, tensor *dx) {
+    ops_expect_cpu("frozen_bn_backward_cpu", scale);
     if (!dx) return;
     frozen_bn_check("frozen_bn backward", dy, scale, NULL);
     ops_expect_same_shape("frozen_bn backward dx", dx, dy);
@@ -45,14 +47,14 @@ static void frozen_bn_backward_tape(runtime *rt, void *p) {
     if (!c->y->grad) return;
     tensor dy = *c->y, gx;
     dy.data = c->y->grad;
-    frozen_bn_backward_cpu(rt, c->scale, &dy, ops_grad(rt, c->x, &gx));
+    OPS_CALL(c->x, frozen_bn_backward, rt, c->scale, &dy, ops_grad(rt, c->x, &gx));
 }
 
 tensor *op_frozen_bn(runtime *rt, tensor *x, tensor *scale, tensor *shift) {
     device d = ops_device("frozen_bn", x);
     frozen_bn_check("frozen_bn", x, scale, shift);
     tensor *y = runtime_tensor(rt, d, x->dtype, x->shape, x->ndim);
-    frozen_bn_forward_cpu(rt, x, scale, shift, y);
+    OPS_CALL(x, frozen_bn_forward, rt, x, scale, shift, y);
     /* the statistics are frozen: only x can carry a gradient */
     if (RUNTIME_NEEDS_GRAD(rt, x)) {
         frozen_bn_ctx *c = runtime_record(rt, "frozen_bn", frozen_bn_backward_tape, sizeof *c);
@@ -69,7 +71,7 @@ int group_norm_groups(int channels) { return channels < 32 ? channels : 32; }
 static void group_norm_check(const char *op, const group_norm_args *a, const tensor *x, const tensor *gamma,
                              const tensor *beta) {
     char s[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
     int C = x->shape[3];
     CHECK(a->groups > 0 && C % a->groups == 0, "%s: %d channels do not split into %d groups", op, C, a->groups);
@@ -81,6 +83,7 @@ static void group_norm_check(const char *op, const group_norm_args *a, const ten
 
 void group_norm_forward_cpu(runtime *rt, const group_norm_args *a, const tensor *x, const tensor *gamma,
                             const tensor *beta, tensor *y, tensor *stats) {
+    ops_expect_cpu("group_norm_forward_cpu", x);
     group_norm_check("group_norm", a, x, gamma, beta);
     ops_expect_same_shape("group_norm output", y, x);
     tensor_expect(stats, x->dtype, x->device, TSHAPE(x->shape[0], a->groups, 2), "group_norm stats [N,G,2]");
@@ -90,6 +93,7 @@ void group_norm_forward_cpu(runtime *rt, const group_norm_args *a, const tensor 
 
 void group_norm_backward_cpu(runtime *rt, const group_norm_args *a, const tensor *x, const tensor *gamma,
                              const tensor *stats, const tensor *dy, tensor *dx, tensor *dgamma, tensor *dbeta) {
+    ops_expect_cpu("group_norm_backward_cpu", x);
     group_norm_check("group_norm backward", a, x, gamma, gamma);
     ops_expect_same_shape("group_norm backward dy", dy, x);
     if (dx) ops_expect_same_shape("group_norm backward dx", dx, x);
@@ -111,7 +115,7 @@ static void group_norm_backward_tape(runtime *rt, void *p) {
     if (!c->y->grad) return;
     tensor dy = *c->y, gx, gg, gb;
     dy.data = c->y->grad;
-    group_norm_backward_cpu(rt, &c->a, c->x, c->gamma, c->stats, &dy, ops_grad(rt, c->x, &gx),
+    OPS_CALL(c->x, group_norm_backward, rt, &c->a, c->x, c->gamma, c->stats, &dy, ops_grad(rt, c->x, &gx),
                             ops_grad(rt, c->gamma, &gg), ops_grad(rt, c->beta, &gb));
 }
 
@@ -121,7 +125,7 @@ tensor *op_group_norm(runtime *rt, tensor *x, tensor *gamma, tensor *beta, int g
     group_norm_check("group_norm", &a, x, gamma, beta);
     tensor *y = runtime_tensor(rt, d, x->dtype, x->shape, x->ndim);
     tensor *stats = runtime_tensor(rt, d, x->dtype, TSHAPE(x->shape[0], groups, 2));
-    group_norm_forward_cpu(rt, &a, x, gamma, beta, y, stats);
+    OPS_CALL(x, group_norm_forward, rt, &a, x, gamma, beta, y, stats);
     if (RUNTIME_NEEDS_GRAD(rt, x, gamma, beta)) {
         group_norm_ctx *c = runtime_record(rt, "group_norm", group_norm_backward_tape, sizeof *c);
         *c = (group_norm_ctx){a, x, gamma, beta, y, stats};

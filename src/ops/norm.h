@@ -8,6 +8,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* frozen_bn: y = x · scale[c] + shift[c] (detectron2 FrozenBatchNorm2d with
  * scale = γ/√(var + eps), shift = β − mean·scale folded once at load). No parameter
  * gradients; dx += dy · scale. */
@@ -35,4 +39,14 @@ void group_norm_backward_cpu(runtime *rt, const group_norm_args *a, const tensor
                              tensor *dx, tensor *dgamma, tensor *dbeta);
 tensor *op_group_norm(runtime *rt, tensor *x, tensor *gamma, tensor *beta, int groups, double eps);
 
+/* CUDA twins (kernels/norm.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void frozen_bn_forward_gpu(runtime *rt, const tensor *x, const tensor *scale, const tensor *shift, tensor *y);
+void frozen_bn_backward_gpu(runtime *rt, const tensor *scale, const tensor *dy, tensor *dx);
+void group_norm_forward_gpu(runtime *rt, const group_norm_args *a, const tensor *x, const tensor *gamma, const tensor *beta, tensor *y, tensor *stats);
+void group_norm_backward_gpu(runtime *rt, const group_norm_args *a, const tensor *x, const tensor *gamma, const tensor *stats, const tensor *dy, tensor *dx, tensor *dgamma, tensor *dbeta);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -6,17 +6,27 @@
 #include <omp.h>
 #include <string.h>
 
-void ops_expect_real_cpu(const char *op, const char *what, const tensor *t) {
+void ops_expect_real(const char *op, const char *what, const tensor *t) {
     char s[128];
     CHECK(t != NULL, "%s: %s is missing", op, what);
-    if ((t->dtype == DTYPE_F32 || t->dtype == DTYPE_F64) && t->device == DEVICE_CPU) return;
-    FATAL("%s: %s must be f32 or f64 on the CPU here, got %s", op, what, tensor_str(t, s, sizeof s));
+    if (t->dtype == DTYPE_F32 || (t->dtype == DTYPE_F64 && t->device == DEVICE_CPU)) return;
+    FATAL("%s: %s must be f32 (or f64 on the CPU), got %s", op, what, tensor_str(t, s, sizeof s));
+}
+
+void ops_expect_cpu(const char *op, const tensor *t) {
+    char s[128];
+    if (t->device != DEVICE_CPU)
+        FATAL("%s: the CPU kernel was given %s (the op_* wrappers dispatch by device)", op,
+              tensor_str(t, s, sizeof s));
 }
 
 device ops_device(const char *op, const tensor *x) {
-    if (x->device == DEVICE_CUDA)
-        FATAL("%s: this op has no CUDA twin yet (kernels/, issue 4); no silent CPU fallback", op);
+    CHECK(x != NULL, "%s: the input is missing", op);
     return x->device;
+}
+
+void ops_no_cuda(const char *op) {
+    FATAL("%s: a CUDA tensor in a build without CUDA (rebuild with nvcc found, CUDA=1)", op);
 }
 
 tensor *ops_grad(runtime *rt, tensor *t, tensor *view) {

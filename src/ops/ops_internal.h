@@ -17,17 +17,33 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define OPS_REAL(t, fn, ...) ((t)->dtype == DTYPE_F64 ? fn##_f64(__VA_ARGS__) : fn##_f32(__VA_ARGS__))
 
 /* Rows per chunk of the deterministic reductions. */
 #define OPS_REDUCE_CHUNK 256
 
-/* Stops unless t is an f32 or f64 tensor on the CPU. `op` and `what` name the op and
- * the argument in the message. */
-void ops_expect_real_cpu(const char *op, const char *what, const tensor *t);
-/* The device an op runs on: the device of x. An op without a CUDA twin stops here with
- * its name (no silent fallback to the CPU, DESIGN §4). */
+/* Stops unless t is a tensor the ops take: f32 or f64 on the CPU, f32 on the GPU. `op`
+ * and `what` name the op and the argument in the message. */
+void ops_expect_real(const char *op, const char *what, const tensor *t);
+/* Stops unless t lives on the CPU (the head of every _cpu kernel). */
+void ops_expect_cpu(const char *op, const tensor *t);
+/* The device an op runs on: the device of x (its other operands are checked to match). */
 device ops_device(const char *op, const tensor *x);
+/* In a build without CUDA a CUDA tensor cannot exist; reaching a GPU twin anyway stops
+ * here naming the op. */
+void ops_no_cuda(const char *op) __attribute__((noreturn));
+
+/* OPS_CALL(t, fn, args...): fn_gpu(args) when t is on the GPU, fn_cpu(args) otherwise: the
+ * dispatch of every op_* wrapper (DESIGN §4; no silent fallback between devices). */
+#if MRC_CUDA
+#define OPS_CALL(t, fn, ...) ((t)->device == DEVICE_CUDA ? fn##_gpu(__VA_ARGS__) : fn##_cpu(__VA_ARGS__))
+#else
+#define OPS_CALL(t, fn, ...) ((t)->device == DEVICE_CUDA ? ops_no_cuda(#fn) : fn##_cpu(__VA_ARGS__))
+#endif
 /* A tensor wrapping t's gradient buffer (allocated zeroed on first use) in *view, or NULL
  * when t is NULL or needs no gradient. */
 tensor *ops_grad(runtime *rt, tensor *t, tensor *view);
@@ -45,4 +61,12 @@ double ops_sum_f64(runtime *rt, const double *v, int64_t n);
 /* The number of OpenMP threads the ops use (rt->threads, at least 1). */
 int ops_threads(const runtime *rt);
 
+/* GPU helpers shared by the twins (kernels/ops_util.cu), f32 on rt->stream:
+ * out[c] += Σ_r a[r·cols + c] with a fixed summation order (no atomics), so the bias
+ * gradients are deterministic on the GPU too. */
+void ops_colsum_add_gpu(runtime *rt, const float *a, int64_t rows, int cols, float *out);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

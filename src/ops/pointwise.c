@@ -8,33 +8,38 @@
 #include "ops/real_instantiate.h"
 
 void relu_forward_cpu(runtime *rt, const tensor *x, tensor *y) {
-    ops_expect_real_cpu("relu", "x", x);
+    ops_expect_cpu("relu_forward_cpu", x);
+    ops_expect_real("relu", "x", x);
     ops_expect_same_shape("relu output", y, x);
     OPS_REAL(x, relu_fwd, rt, tensor_numel(x), x->data, y->data);
 }
 
 void relu_backward_cpu(runtime *rt, const tensor *y, const tensor *dy, tensor *dx) {
-    ops_expect_real_cpu("relu backward", "y", y);
+    ops_expect_cpu("relu_backward_cpu", y);
+    ops_expect_real("relu backward", "y", y);
     ops_expect_same_shape("relu backward dy", dy, y);
     ops_expect_same_shape("relu backward dx", dx, y);
     OPS_REAL(y, relu_bwd, rt, tensor_numel(y), y->data, dy->data, dx->data);
 }
 
 void add_forward_cpu(runtime *rt, const tensor *a, const tensor *b, tensor *y) {
-    ops_expect_real_cpu("add", "a", a);
+    ops_expect_cpu("add_forward_cpu", a);
+    ops_expect_real("add", "a", a);
     ops_expect_same_shape("add", b, a);
     ops_expect_same_shape("add output", y, a);
     OPS_REAL(a, add_fwd, rt, tensor_numel(a), a->data, b->data, y->data);
 }
 
 void scale_forward_cpu(runtime *rt, const tensor *x, double s, tensor *y) {
-    ops_expect_real_cpu("scale", "x", x);
+    ops_expect_cpu("scale_forward_cpu", x);
+    ops_expect_real("scale", "x", x);
     ops_expect_same_shape("scale output", y, x);
     OPS_REAL(x, scale_fwd, rt, tensor_numel(x), s, x->data, y->data);
 }
 
 void axpy_cpu(runtime *rt, double s, const tensor *dy, tensor *dx) {
-    ops_expect_real_cpu("axpy", "dy", dy);
+    ops_expect_cpu("axpy_cpu", dy);
+    ops_expect_real("axpy", "dy", dy);
     ops_expect_same_shape("axpy", dx, dy);
     OPS_REAL(dy, axpy, rt, tensor_numel(dy), s, dy->data, dx->data);
 }
@@ -55,11 +60,12 @@ static void pointwise_backward_tape(runtime *rt, void *p) {
     dy.requires_grad = 0;
     dy.grad = NULL;
     if (c->relu) {
-        relu_backward_cpu(rt, c->y, &dy, ops_grad(rt, c->a, &g));
+        tensor *dx = ops_grad(rt, c->a, &g);
+        if (dx) OPS_CALL(c->y, relu_backward, rt, c->y, &dy, dx);
         return;
     }
-    if (ops_grad(rt, c->a, &g)) axpy_cpu(rt, c->s, &dy, &g);
-    if (ops_grad(rt, c->b, &g)) axpy_cpu(rt, c->s, &dy, &g);
+    if (ops_grad(rt, c->a, &g)) OPS_CALL(c->y, axpy, rt, c->s, &dy, &g);
+    if (ops_grad(rt, c->b, &g)) OPS_CALL(c->y, axpy, rt, c->s, &dy, &g);
 }
 
 static void pointwise_record(runtime *rt, const char *name, int relu, double s, tensor *a, tensor *b, tensor *y) {
@@ -72,7 +78,7 @@ static void pointwise_record(runtime *rt, const char *name, int relu, double s, 
 tensor *op_relu(runtime *rt, tensor *x) {
     device d = ops_device("relu", x);
     tensor *y = runtime_tensor(rt, d, x->dtype, x->shape, x->ndim);
-    relu_forward_cpu(rt, x, y);
+    OPS_CALL(x, relu_forward, rt, x, y);
     pointwise_record(rt, "relu", 1, 1, x, NULL, y);
     return y;
 }
@@ -80,7 +86,7 @@ tensor *op_relu(runtime *rt, tensor *x) {
 tensor *op_add(runtime *rt, tensor *a, tensor *b) {
     device d = ops_device("add", a);
     tensor *y = runtime_tensor(rt, d, a->dtype, a->shape, a->ndim);
-    add_forward_cpu(rt, a, b, y);
+    OPS_CALL(a, add_forward, rt, a, b, y);
     pointwise_record(rt, "add", 0, 1, a, b, y);
     return y;
 }
@@ -88,14 +94,14 @@ tensor *op_add(runtime *rt, tensor *a, tensor *b) {
 tensor *op_scale(runtime *rt, tensor *x, double s) {
     device d = ops_device("scale", x);
     tensor *y = runtime_tensor(rt, d, x->dtype, x->shape, x->ndim);
-    scale_forward_cpu(rt, x, s, y);
+    OPS_CALL(x, scale_forward, rt, x, s, y);
     pointwise_record(rt, "scale", 0, s, x, NULL, y);
     return y;
 }
 
 tensor *op_grad_scale(runtime *rt, tensor *x, double s) {
     ops_device("grad_scale", x);
-    ops_expect_real_cpu("grad_scale", "x", x);
+    ops_expect_real("grad_scale", "x", x);
     /* the same data under a new tensor with its own gradient buffer */
     tensor *y = arena_alloc(&rt->host, sizeof *y);
     *y = *x;

@@ -7,6 +7,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* relu: y = max(x, 0), NaN kept (as PyTorch). Backward from the output: dx += dy where
  * y > 0 (the sub-gradient at 0 is 0, as in PyTorch). */
 void relu_forward_cpu(runtime *rt, const tensor *x, tensor *y);
@@ -27,4 +31,15 @@ tensor *op_scale(runtime *rt, tensor *x, double s);
  * Used to scale a branch's gradient (e.g. a stage's loss weight on shared features). */
 tensor *op_grad_scale(runtime *rt, tensor *x, double s);
 
+/* CUDA twins (kernels/pointwise.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void relu_forward_gpu(runtime *rt, const tensor *x, tensor *y);
+void relu_backward_gpu(runtime *rt, const tensor *y, const tensor *dy, tensor *dx);
+void add_forward_gpu(runtime *rt, const tensor *a, const tensor *b, tensor *y);
+void scale_forward_gpu(runtime *rt, const tensor *x, double s, tensor *y);
+void axpy_gpu(runtime *rt, double s, const tensor *dy, tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

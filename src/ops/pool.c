@@ -12,7 +12,7 @@
 
 static void pool_check(const char *op, const pool_args *a, const tensor *x, const tensor *y) {
     char s[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
     /* PyTorch's rule; it also guarantees that no window lies entirely in the padding */
     CHECK(a->k > 0 && a->stride > 0 && a->pad >= 0 && 2 * a->pad <= a->k,
@@ -24,12 +24,14 @@ static void pool_check(const char *op, const pool_args *a, const tensor *x, cons
 }
 
 void max_pool_forward_cpu(runtime *rt, const pool_args *a, const tensor *x, tensor *y) {
+    ops_expect_cpu("max_pool_forward_cpu", x);
     pool_check("max_pool", a, x, y);
     OPS_REAL(x, max_pool_fwd, rt, a, x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
              x->data, y->data);
 }
 
 void max_pool_backward_cpu(runtime *rt, const pool_args *a, const tensor *x, const tensor *dy, tensor *dx) {
+    ops_expect_cpu("max_pool_backward_cpu", x);
     pool_check("max_pool backward", a, x, dy);
     ops_expect_same_shape("max_pool backward dx", dx, x);
     OPS_REAL(x, max_pool_bwd, rt, a, x->shape[0], x->shape[1], x->shape[2], x->shape[3], dy->shape[1],
@@ -48,8 +50,8 @@ static void pool_backward_tape(runtime *rt, void *p) {
     dy.data = c->y->grad;
     tensor *dx = ops_grad(rt, c->x, &gx);
     if (!dx) return;
-    if (c->a.k) max_pool_backward_cpu(rt, &c->a, c->x, &dy, dx);
-    else upsample2x_backward_cpu(rt, &dy, dx);
+    if (c->a.k) OPS_CALL(c->x, max_pool_backward, rt, &c->a, c->x, &dy, dx);
+    else OPS_CALL(c->x, upsample2x_backward, rt, &dy, dx);
 }
 
 static void pool_record(runtime *rt, const char *name, pool_args a, tensor *x, tensor *y) {
@@ -66,25 +68,27 @@ tensor *op_max_pool(runtime *rt, tensor *x, int k, int stride, int pad) {
     tensor *y = runtime_tensor(rt, d, x->dtype,
                                TSHAPE(x->shape[0], conv2d_out_size(x->shape[1], k, stride, pad),
                                       conv2d_out_size(x->shape[2], k, stride, pad), x->shape[3]));
-    max_pool_forward_cpu(rt, &a, x, y);
+    OPS_CALL(x, max_pool_forward, rt, &a, x, y);
     pool_record(rt, "max_pool", a, x, y);
     return y;
 }
 
 static void upsample_check(const char *op, const tensor *x, const tensor *y) {
     char s[128];
-    ops_expect_real_cpu(op, "x", x);
+    ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
     tensor_expect(y, x->dtype, x->device, TSHAPE(x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]),
                   "upsample2x output [N,2H,2W,C]");
 }
 
 void upsample2x_forward_cpu(runtime *rt, const tensor *x, tensor *y) {
+    ops_expect_cpu("upsample2x_forward_cpu", x);
     upsample_check("upsample2x", x, y);
     OPS_REAL(x, upsample2x_fwd, rt, x->shape[0], x->shape[1], x->shape[2], x->shape[3], x->data, y->data);
 }
 
 void upsample2x_backward_cpu(runtime *rt, const tensor *dy, tensor *dx) {
+    ops_expect_cpu("upsample2x_backward_cpu", dy);
     upsample_check("upsample2x backward", dx, dy);
     OPS_REAL(dx, upsample2x_bwd, rt, dx->shape[0], dx->shape[1], dx->shape[2], dx->shape[3], dy->data, dx->data);
 }
@@ -94,7 +98,7 @@ tensor *op_upsample2x(runtime *rt, tensor *x) {
     char s[128];
     CHECK(x->ndim == 4, "upsample2x: x must be NHWC, got %s", tensor_str(x, s, sizeof s));
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]));
-    upsample2x_forward_cpu(rt, x, y);
+    OPS_CALL(x, upsample2x_forward, rt, x, y);
     pool_record(rt, "upsample2x", (pool_args){0, 0, 0}, x, y);
     return y;
 }

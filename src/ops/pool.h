@@ -7,6 +7,10 @@
 
 #include "core/runtime.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct pool_args {
     int k, stride, pad;
 } pool_args;
@@ -26,4 +30,14 @@ void upsample2x_forward_cpu(runtime *rt, const tensor *x, tensor *y);
 void upsample2x_backward_cpu(runtime *rt, const tensor *dy, tensor *dx);
 tensor *op_upsample2x(runtime *rt, tensor *x);
 
+/* CUDA twins (kernels/pool.cu): the same contracts on f32 CUDA tensors, queued on
+ * rt->stream, scratch from rt->dev; defined in CUDA builds only (MRC_CUDA). */
+void max_pool_forward_gpu(runtime *rt, const pool_args *a, const tensor *x, tensor *y);
+void max_pool_backward_gpu(runtime *rt, const pool_args *a, const tensor *x, const tensor *dy, tensor *dx);
+void upsample2x_forward_gpu(runtime *rt, const tensor *x, tensor *y);
+void upsample2x_backward_gpu(runtime *rt, const tensor *dy, tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
