@@ -180,24 +180,30 @@ typedef struct conv_candidate {
     cudnnMathType_t math;
 } conv_candidate;
 
-/* cuDNN's ranking for direction d (best first) into out[CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
- * the largest of the three counts]; returns how many. */
+/* cuDNN's ranking for direction d (best first) into out[CONV_MAX_CANDIDATES]; returns how
+ * many. cuDNN 9 may list an algorithm once per math type, so the request is sized by its
+ * own *AlgorithmMaxCount, not by the enum's ALGO_COUNT (which could cut off the FMA
+ * entries). */
+#define CONV_MAX_CANDIDATES 64
 static int conv_candidates(cudnnHandle_t h, const conv_plan *p, conv_dir d, conv_candidate *out) {
-    int n = 0;
+    int n = 0, want = 0;
     if (d == CONV_FWD) {
-        cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd, p->yd,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+        cudnnConvolutionFwdAlgoPerf_t r[CONV_MAX_CANDIDATES];
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &want));
+        want = want < CONV_MAX_CANDIDATES ? want : CONV_MAX_CANDIDATES;
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd, p->yd, want, &n, r));
         for (int i = 0; i < n; i++) out[i] = conv_candidate{(int)r[i].algo, r[i].status, r[i].mathType};
     } else if (d == CONV_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd, p->xd,
-                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r));
+        cudnnConvolutionBwdDataAlgoPerf_t r[CONV_MAX_CANDIDATES];
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &want));
+        want = want < CONV_MAX_CANDIDATES ? want : CONV_MAX_CANDIDATES;
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->wd, p->yd, p->cd, p->xd, want, &n, r));
         for (int i = 0; i < n; i++) out[i] = conv_candidate{(int)r[i].algo, r[i].status, r[i].mathType};
     } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd, p->wd,
-                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r));
+        cudnnConvolutionBwdFilterAlgoPerf_t r[CONV_MAX_CANDIDATES];
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &want));
+        want = want < CONV_MAX_CANDIDATES ? want : CONV_MAX_CANDIDATES;
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->xd, p->yd, p->cd, p->wd, want, &n, r));
         for (int i = 0; i < n; i++) out[i] = conv_candidate{(int)r[i].algo, r[i].status, r[i].mathType};
     }
     return n;
@@ -249,7 +255,7 @@ static cudnnStatus_t conv_workspace_size(cudnnHandle_t h, const conv_plan *p, co
 static void conv_plan_choose(const runtime *rt, conv_plan *p, conv_dir d) {
     if (p->chosen[d]) return;
     cudnnHandle_t h = (cudnnHandle_t)rt->cudnn;
-    conv_candidate cand[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    conv_candidate cand[CONV_MAX_CANDIDATES];
     int n = conv_candidates(h, p, d, cand);
     for (int i = 0; i < n; i++) {
         size_t bytes = 0;
@@ -262,6 +268,13 @@ static void conv_plan_choose(const runtime *rt, conv_plan *p, conv_dir d) {
         return;
     }
     const int *k = p->key;
+    for (int i = 0; i < n; i++) { /* say why each was refused before stopping */
+        size_t bytes = 0;
+        cudnnStatus_t ws = conv_workspace_size(h, p, d, cand[i].algo, &bytes);
+        log_error("conv2d %s candidate %d: algo %d, status %s, math %d, workspace %s %zu MiB, allowed %d",
+                  conv_dir_name[d], i, cand[i].algo, cudnnGetErrorString(cand[i].status), (int)cand[i].math,
+                  cudnnGetErrorString(ws), bytes >> 20, conv_algo_allowed(d, &cand[i]));
+    }
     FATAL("conv2d: cuDNN offers no f32 %s algorithm for x [%d,%d,%d,%d], w [%d,%d,%d,%d], stride %d, pad %d "
           "within a %zu MiB workspace (%d candidates, the first with status %s)", conv_dir_name[d], k[0], k[1], k[2],
           k[3], k[4], k[5], k[6], k[3], k[7], k[8], CONV_WORKSPACE_CAP >> 20, n,

@@ -77,6 +77,7 @@ static void gemm_rm(runtime *rt, bool trans_a, bool trans_b, int M, int N, int K
     CUBLAS_CHECK(cublasSgemm((cublasHandle_t)rt->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                              trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, Kd, &alpha, B, ldb, A, lda, &beta,
                              Cm, ldc));
+    KERNEL_CHECK(rt->debug_sync, stream); /* debug mode: report an execution error here */
 }
 
 /* y [n / K, K] += b [K] broadcast over rows. */

@@ -40,12 +40,12 @@ static void pool_check_gpu(const char *op, const pool_args *a, const tensor *x, 
     if (y) tensor_expect(y, DTYPE_F32, DEVICE_CUDA, want, 4, "max_pool output");
 }
 
-/* Launches n threads of kernel<int32_t> when every index it forms is below `span` <= 2^31 − 1,
- * of kernel<int64_t> otherwise. */
+/* Launches n threads of kernel<int32_t> when every index it forms, the last block's thread
+ * indices included, stays below 2^31 − 1 (span + one block), of kernel<int64_t> otherwise. */
 #define POOL_LAUNCH(rt, n, span, kernel, ...)                                                   \
     do {                                                                                        \
         cudaStream_t st_ = (cudaStream_t)(rt)->stream;                                          \
-        if ((span) <= INT32_MAX)                                                                \
+        if ((span) <= (int64_t)INT32_MAX - POOL_THREADS)                                        \
             kernel<int32_t><<<cuda_blocks((n), POOL_THREADS), POOL_THREADS, 0, st_>>>(__VA_ARGS__); \
         else                                                                                    \
             kernel<int64_t><<<cuda_blocks((n), POOL_THREADS), POOL_THREADS, 0, st_>>>(__VA_ARGS__); \
@@ -156,15 +156,15 @@ extern "C" void max_pool_backward_gpu(runtime *rt, const pool_args *a, const ten
     pool_check_gpu("max_pool backward", a, x, dy);
     CHECK(dx != NULL, "max_pool backward: dx is missing");
     ops_expect_same_shape("max_pool backward dx", dx, x);
-    int64_t n = tensor_numel(x), m = tensor_numel(dy); /* m <= n: pad <= k/2 keeps Ho <= H */
+    /* m can exceed n (an even window with pad k/2 gives Ho = H + 1): index spans use both */
+    int64_t n = tensor_numel(x), m = tensor_numel(dy), span = n > m ? n : m;
     if (n == 0) return;
     int H = x->shape[1], W = x->shape[2], C = x->shape[3], Ho = dy->shape[1], Wo = dy->shape[2];
     arena_mark mark = arena_get_mark(&rt->dev);
     int32_t *choice = (int32_t *)arena_alloc(&rt->dev, (size_t)m * sizeof(int32_t));
-    /* both kernels index x-sized arrays (n); dy and the choices are no larger */
-    POOL_LAUNCH(rt, m, n, max_pool_choice_kernel, m, H, W, C, Ho, Wo, a->k, a->stride, a->pad,
+    POOL_LAUNCH(rt, m, span, max_pool_choice_kernel, m, H, W, C, Ho, Wo, a->k, a->stride, a->pad,
                 (const float *)x->data, choice);
-    POOL_LAUNCH(rt, n, n, max_pool_backward_kernel, n, H, W, C, Ho, Wo, a->k, a->stride, a->pad, choice,
+    POOL_LAUNCH(rt, n, span, max_pool_backward_kernel, n, H, W, C, Ho, Wo, a->k, a->stride, a->pad, choice,
                 (const float *)dy->data, (float *)dx->data);
     /* later users of this scratch are queued on the same stream, after the gather */
     arena_release(&rt->dev, mark);
