@@ -336,10 +336,66 @@ static void test_gpu_parity(void) {
     }
 }
 
+/* The autograd wrappers on the GPU: a small graph through op_* (dispatch, gradient buffers
+ * from the GPU arena, the loss seeded on the device) gives the CPU's loss and gradients. */
+static void tape_graph(runtime *rt, tensor *x, tensor *w, tensor *b, tensor *t, float *out, int64_t nx, int64_t nw) {
+    runtime_step_end(rt);
+    /* ReLU after the norm: its zeros tie exactly on both sides, so max pool routes alike */
+    tensor *y = op_relu(rt, op_group_norm(rt, op_conv2d(rt, x, w, b, 1, 1), NULL, NULL, 2, 1e-5));
+    tensor *p = op_upsample2x(rt, op_max_pool(rt, y, 3, 2, 1));
+    tensor *loss = op_bce_logits(rt, op_add(rt, p, op_scale(rt, y, 0.5)), t, NULL, 10);
+    runtime_backward(rt, loss);
+    tensor hl = tensor_alloc(DTYPE_F32, DEVICE_CPU, TSHAPE(1)), hx = tensor_alloc(DTYPE_F32, DEVICE_CPU, x->shape, 4);
+    tensor hw = tensor_alloc(DTYPE_F32, DEVICE_CPU, w->shape, 4);
+    tensor gx = *x, gw = *w;
+    gx.data = x->grad, gw.data = w->grad;
+    tensor_copy(&hl, loss), tensor_copy(&hx, &gx), tensor_copy(&hw, &gw);
+    out[0] = tensor_f32(&hl)[0];
+    memcpy(out + 1, hx.data, (size_t)nx * sizeof(float));
+    memcpy(out + 1 + nx, hw.data, (size_t)nw * sizeof(float));
+    tensor_free(&hl), tensor_free(&hx), tensor_free(&hw);
+    runtime_step_end(rt);
+}
+
+static void test_gpu_tape(void) {
+    REQUIRE_GPU();
+    runtime gpu;
+    runtime_config cfg = runtime_config_default();
+    cfg.device = "cuda";
+    cfg.quiet = 1;
+    runtime_init(&gpu, &cfg);
+    ot_seed(parity_seed() + 1);
+    tensor *hx = RND(-1, 1, 2, 8, 10, 4), *hw = RND(-0.5, 0.5, 6, 3, 3, 4), *hb = RND(-1, 1, 6), *ht = RND(0, 1, 2, 8, 10, 6);
+    tensor *dev[4], *host[4] = {hx, hw, hb, ht};
+    for (int i = 0; i < 4; i++) {
+        dev[i] = malloc(sizeof(tensor));
+        *dev[i] = i < 3 ? tensor_alloc_param(DTYPE_F32, DEVICE_CUDA, host[i]->shape, host[i]->ndim, "p")
+                        : tensor_alloc(DTYPE_F32, DEVICE_CUDA, host[i]->shape, host[i]->ndim);
+        tensor_copy(dev[i], host[i]);
+    }
+    tensor *cx = ot_param(DTYPE_F32, hx->shape, 4, 0, 0), *cw = ot_param(DTYPE_F32, hw->shape, 4, 0, 0);
+    tensor *cb = ot_param(DTYPE_F32, hb->shape, 1, 0, 0);
+    tensor_copy(cx, hx), tensor_copy(cw, hw), tensor_copy(cb, hb);
+    int64_t nx = tensor_numel(hx), nw = tensor_numel(hw);
+    float *a = malloc((size_t)(1 + nx + nw) * sizeof *a), *g = malloc((size_t)(1 + nx + nw) * sizeof *g);
+    tape_graph(ot_runtime(2), cx, cw, cb, ht, a, nx, nw);
+    tape_graph(&gpu, dev[0], dev[1], dev[2], dev[3], g, nx, nw);
+    double *ad = malloc((size_t)(1 + nx + nw) * sizeof *ad), *gd = malloc((size_t)(1 + nx + nw) * sizeof *gd);
+    for (int64_t i = 0; i < 1 + nx + nw; i++) ad[i] = a[i], gd[i] = g[i];
+    EXPECT_CLOSE("tape on the GPU: loss", gd, ad, 1, 1e-6, 1e-5);
+    EXPECT_CLOSE("tape on the GPU: dx", gd + 1, ad + 1, nx, 1e-5, 1e-3);
+    EXPECT_CLOSE("tape on the GPU: dw", gd + 1 + nx, ad + 1 + nx, nw, 1e-5, 1e-3);
+    free(a), free(g), free(ad), free(gd);
+    for (int i = 0; i < 4; i++) tensor_free(dev[i]), free(dev[i]);
+    ot_free(hx), ot_free(hw), ot_free(hb), ot_free(ht), ot_free(cx), ot_free(cw), ot_free(cb);
+    runtime_free(&gpu);
+}
+
 int main(void) {
     RUN(test_harness_cpu_against_itself);
     RUN(test_harness_catches_wrong_twins);
     RUN(test_gpu_parity);
+    RUN(test_gpu_tape);
     for (int i = 0; i < ncases; i++)
         for (int k = 0; k < cases[i].nin; k++) ot_free(cases[i].in[k]);
     return test_finish("test_parity");
