@@ -1,0 +1,219 @@
+/* json_scan.c: the string-aware record scanner (see json_scan.h). */
+#include "data/json_scan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int scan_error(const json_doc *d, size_t pos, char *err, size_t errn, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int scan_error(const json_doc *d, size_t pos, char *err, size_t errn, const char *fmt, ...) {
+    if (errn) {
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        snprintf(err, errn, "%s: byte %zu (line %lld): %s", d->path, pos, (long long)json_line_of(d, pos), msg);
+    }
+    return -1;
+}
+
+int json_doc_open(json_doc *d, const char *path, char *err, size_t errn) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        if (errn) snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (errn) snprintf(err, errn, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size == 0) {
+        if (errn) snprintf(err, errn, "%s: the file is empty", path);
+        close(fd);
+        return -1;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        if (errn) snprintf(err, errn, "%s: cannot map: %s", path, strerror(errno));
+        return -1;
+    }
+    madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+    d->data = p;
+    d->size = (size_t)st.st_size;
+    d->mapped = 1;
+    return 0;
+}
+
+void json_doc_close(json_doc *d) {
+    if (d->mapped) munmap((void *)d->data, d->size);
+    memset(d, 0, sizeof *d);
+}
+
+json_doc json_doc_from_memory(const char *name, const char *data, size_t size) {
+    json_doc d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.path, sizeof d.path, "%s", name);
+    d.data = data;
+    d.size = size;
+    return d;
+}
+
+int64_t json_line_of(const json_doc *d, size_t pos) {
+    int64_t line = 1;
+    if (pos > d->size) pos = d->size;
+    for (const char *p = d->data, *e = d->data + pos; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++) line++;
+    return line;
+}
+
+static size_t skip_ws(const json_doc *d, size_t pos) {
+    while (pos < d->size) {
+        char c = d->data[pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        pos++;
+    }
+    return pos;
+}
+
+/* pos at the opening quote; returns the position after the closing quote, or 0. */
+static size_t skip_string(const json_doc *d, size_t pos) {
+    const char *s = d->data;
+    for (size_t i = pos + 1; i < d->size;) {
+        const char *q = memchr(s + i, '"', d->size - i);
+        if (!q) return 0;
+        size_t at = (size_t)(q - s), bs = 0;
+        while (at - bs > pos && s[at - bs - 1] == '\\') bs++; /* an even run of backslashes escapes nothing */
+        if (bs % 2 == 0) return at + 1;
+        i = at + 1;
+    }
+    return 0;
+}
+
+int json_skip_value(const json_doc *d, size_t pos, json_span *value, char *err, size_t errn) {
+    pos = skip_ws(d, pos);
+    if (pos >= d->size) return scan_error(d, pos, err, errn, "a value was expected, the file ends");
+    const char *s = d->data;
+    value->begin = pos;
+    char c = s[pos];
+    if (c == '"') {
+        size_t e = skip_string(d, pos);
+        if (!e) return scan_error(d, pos, err, errn, "unterminated string");
+        value->end = e;
+        return 0;
+    }
+    if (c != '{' && c != '[') { /* a scalar: up to the next delimiter (cJSON checks it later) */
+        size_t e = pos;
+        while (e < d->size && !strchr(",]} \t\r\n", s[e])) e++;
+        if (e == pos) return scan_error(d, pos, err, errn, "a value was expected, found '%c'", c);
+        value->end = e;
+        return 0;
+    }
+    /* a container: count depth, jumping over strings; a stack of opening brackets checks
+     * that each closing one matches (records nest only a few levels) */
+    char stack[256];
+    int depth = 0;
+    for (size_t i = pos; i < d->size; i++) {
+        char ch = s[i];
+        if (ch == '"') {
+            size_t e = skip_string(d, i);
+            if (!e) return scan_error(d, i, err, errn, "unterminated string");
+            i = e - 1;
+        } else if (ch == '{' || ch == '[') {
+            if (depth == (int)sizeof stack) return scan_error(d, i, err, errn, "nesting deeper than %d", depth);
+            stack[depth++] = ch;
+        } else if (ch == '}' || ch == ']') {
+            char want = ch == '}' ? '{' : '[';
+            if (depth == 0 || stack[depth - 1] != want)
+                return scan_error(d, i, err, errn, "'%c' does not close the open '%c'", ch, depth ? stack[depth - 1] : '?');
+            if (--depth == 0) {
+                value->end = i + 1;
+                return 0;
+            }
+        }
+    }
+    return scan_error(d, pos, err, errn, "this '%c' is never closed (the file ends first)", c);
+}
+
+int json_root(const json_doc *d, json_span *root, char *err, size_t errn) {
+    size_t pos = skip_ws(d, 0);
+    if (pos >= d->size) return scan_error(d, pos, err, errn, "no JSON value in the file");
+    if (d->data[pos] != '{' && d->data[pos] != '[')
+        return scan_error(d, pos, err, errn, "the file does not start with a JSON object or array");
+    if (json_skip_value(d, pos, root, err, errn)) return -1;
+    size_t after = skip_ws(d, root->end);
+    if (after < d->size) return scan_error(d, after, err, errn, "text after the end of the JSON value");
+    return 0;
+}
+
+int json_key_is(const json_doc *d, json_span k, const char *s) {
+    size_t n = strlen(s);
+    return k.end - k.begin == n && memcmp(d->data + k.begin, s, n) == 0;
+}
+
+int json_object_members(const json_doc *d, json_span obj, json_member *m, int max, int *n, char *err,
+                        size_t errn) {
+    *n = 0;
+    if (d->data[obj.begin] != '{') return scan_error(d, obj.begin, err, errn, "an object was expected");
+    size_t pos = skip_ws(d, obj.begin + 1);
+    if (d->data[pos] == '}') return 0;
+    for (;;) {
+        if (d->data[pos] != '"') return scan_error(d, pos, err, errn, "a member name in quotes was expected");
+        size_t kend = skip_string(d, pos);
+        if (!kend || kend > obj.end) return scan_error(d, pos, err, errn, "unterminated member name");
+        json_member mem = {{pos + 1, kend - 1}, {0, 0}};
+        pos = skip_ws(d, kend);
+        if (d->data[pos] != ':') return scan_error(d, pos, err, errn, "':' was expected after a member name");
+        if (json_skip_value(d, pos + 1, &mem.value, err, errn)) return -1;
+        if (*n == max) return scan_error(d, mem.key.begin, err, errn, "more than %d members", max);
+        m[(*n)++] = mem;
+        pos = skip_ws(d, mem.value.end);
+        if (d->data[pos] == '}') return 0;
+        if (d->data[pos] != ',') return scan_error(d, pos, err, errn, "',' or '}' was expected");
+        pos = skip_ws(d, pos + 1);
+    }
+}
+
+int json_array_begin(json_array_iter *it, const json_doc *d, json_span arr, char *err, size_t errn) {
+    memset(it, 0, sizeof *it);
+    it->d = d;
+    it->index = -1;
+    if (arr.end <= arr.begin || d->data[arr.begin] != '[')
+        return scan_error(d, arr.begin, err, errn, "an array was expected");
+    it->pos = arr.begin + 1;
+    it->end = arr.end - 1; /* the closing ']' */
+    return 0;
+}
+
+int json_array_next(json_array_iter *it, json_span *elem, char *err, size_t errn) {
+    const json_doc *d = it->d;
+    if (it->state == 2) return 0;
+    size_t pos = skip_ws(d, it->pos);
+    if (it->state == 1) {
+        if (pos == it->end) {
+            it->state = 2;
+            return 0;
+        }
+        if (d->data[pos] != ',') return scan_error(d, pos, err, errn, "',' or ']' was expected");
+        pos = skip_ws(d, pos + 1);
+    } else if (pos == it->end) {
+        it->state = 2; /* [] */
+        return 0;
+    }
+    if (pos >= it->end) return scan_error(d, pos, err, errn, "a value was expected before ']'");
+    if (json_skip_value(d, pos, elem, err, errn)) return -1;
+    it->pos = elem->end;
+    it->state = 1;
+    it->index++;
+    return 1;
+}
