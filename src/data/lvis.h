@@ -1,0 +1,100 @@
+/* lvis.h: LVIS v1 annotation files read into compact arrays (DESIGN §7,
+ * reference/architecture.md §11, reference/lvis_eval.md §1).
+ *
+ * The file is mapped and scanned record by record (json_scan.h); each record is parsed
+ * alone with cJSON, so memory stays near the size of the arrays below, not of a JSON tree.
+ * Categories are ordered by LVIS id and indexed 0..C-1 in that order; ids map to indices
+ * through the table (lvis_category_index), never as id − 1.
+ *
+ * Modes:
+ *   LVIS_STRICT (training): any structural problem stops with one line naming the file, the
+ *     record and the problem ("train.json: annotations[1234]: category_id 9999 is not in
+ *     categories"); a degenerate annotation (box width or height <= 0, a polygon with an odd
+ *     number of coordinates or fewer than 3 points) is skipped and counted.
+ *   LVIS_OFFICIAL (evaluation): keeps every annotation, as lvis-api does; it also requires
+ *     what lvis-api requires (both category-id lists on every image).
+ * Status: images, categories and annotations with polygons; the binary cache, the threaded
+ * parse and the official-mode details of lvis_eval.md are the next steps of issue 5. */
+#ifndef MRC_LVIS_H
+#define MRC_LVIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LVIS_STRICT = 0, LVIS_OFFICIAL } lvis_mode;
+typedef enum { LVIS_FREQ_R = 0, LVIS_FREQ_C, LVIS_FREQ_F } lvis_freq;
+
+typedef struct lvis_category {
+    int64_t id;
+    int64_t name;            /* offset into strings */
+    lvis_freq freq;
+    int64_t image_count;     /* from the file, or counted from the annotations when absent */
+    int64_t instance_count;
+} lvis_category;
+
+typedef struct lvis_image {
+    int64_t id;
+    int width, height;
+    int64_t path;            /* offset into strings: file_name, else the last two parts of coco_url */
+    int64_t neg, not_exhaustive; /* offsets into cat_pool (category indices) */
+    int n_neg, n_not_exhaustive;
+    int64_t first_ann;       /* into ann_order: this image's annotations, in file order */
+    int n_ann;
+} lvis_image;
+
+typedef struct lvis_ann {
+    int64_t id;
+    int64_t record;          /* its index in the file's annotations array */
+    int32_t image, category; /* indices */
+    float bbox[4];           /* x, y, w, h in original pixels */
+    double area;
+    int64_t poly;            /* first polygon in polys */
+    int n_poly;              /* 0: a box-only annotation */
+} lvis_ann;
+
+typedef struct lvis_poly {
+    int64_t vert;            /* first coordinate in verts (x0, y0, x1, y1, ...) */
+    int n;                   /* coordinates (2 per point) */
+} lvis_poly;
+
+typedef struct lvis_skips {
+    int64_t bad_box, bad_polygon; /* annotations skipped in strict mode */
+} lvis_skips;
+
+typedef struct lvis_data {
+    char path[1024];
+    lvis_mode mode;
+    int n_cat, n_img;
+    int64_t n_ann, n_poly, n_vert, n_cat_pool;
+    lvis_category *cats;     /* by id */
+    lvis_image *imgs;        /* file order */
+    lvis_ann *anns;          /* file order (skipped ones left out) */
+    int64_t *ann_order;      /* annotation indices grouped by image */
+    lvis_poly *polys;
+    float *verts;
+    int32_t *cat_pool;
+    char *strings;
+    size_t n_strings;
+    int64_t *img_ids_sorted; /* (id, index) pairs for lookups: [2 * n_img] */
+    lvis_skips skipped;
+} lvis_data;
+
+/* Reads PATH; image paths are joined to image_root (may be "" or NULL). 0, or -1 with one
+ * line in err and *d freed. */
+int lvis_load(lvis_data *d, const char *path, const char *image_root, lvis_mode mode, char *err, size_t errn);
+void lvis_free(lvis_data *d);
+
+/* Index of the category with LVIS id `id`, or -1. */
+int lvis_category_index(const lvis_data *d, int64_t id);
+/* Index of the image with id `id`, or -1. */
+int lvis_image_index(const lvis_data *d, int64_t id);
+static inline const char *lvis_string(const lvis_data *d, int64_t off) { return d->strings + off; }
+
+#ifdef __cplusplus
+}
+#endif
+#endif
