@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/selfcheck.h"
+#include "data/stats.h"
 
 typedef struct command {
     const char *name;
@@ -13,6 +14,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"selfcheck", selfcheck_main, "check the build, the libraries and the device; CPU sgemm rate"},
+    {"stats", stats_main, "what an LVIS annotation file holds: counts, r/c/f, RFS repeat factors"},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include "data/lvis.h"
+#include "data/stats.h"
 
 #define FIX "tests/fixtures/lvis/"
 
@@ -97,10 +98,52 @@ static void test_strict_without_lists(void) {
     lvis_free(&d);
 }
 
+/* RFS by hand on valid.json (strict): both images hold one class each (cat1 only in image
+ * 10 once annotation 5 is skipped, cat3 only in image 7), so f = 1/2 for both classes and
+ * r = max(1, sqrt(t / 0.5)): sqrt(1.8) at t = 0.9, 1 at t = 0.001. */
+static void test_repeat_factors(void) {
+    lvis_data d;
+    char err[512] = "";
+    REQUIRE(lvis_load(&d, FIX "valid.json", NULL, LVIS_STRICT, err, sizeof err) == 0, "%s", err);
+    double r[2];
+    EXPECT(lvis_repeat_factors(&d, 0.9, r) == 2);
+    EXPECT(fabs(r[0] - sqrt(1.8)) < 1e-12 && fabs(r[1] - sqrt(1.8)) < 1e-12, "r = %g %g", r[0], r[1]);
+    lvis_repeat_factors(&d, 0.001, r);
+    EXPECT(r[0] == 1 && r[1] == 1, "r = %g %g", r[0], r[1]);
+    lvis_free(&d);
+}
+
+static void run_stats(void *arg) {
+    char **argv = arg;
+    int argc = 0;
+    while (argv[argc]) argc++;
+    exit(stats_main(argc, argv));
+}
+
+static void test_stats_command(void) {
+    char out[4096];
+    char *ok[] = {"stats", FIX "valid.json", "--rfs-threshold", "0.9", NULL};
+    int st = test_run_child(run_stats, ok, out, sizeof out);
+    EXPECT(st == 0, "exit %d: %s", st, out);
+    EXPECT(strstr(out, "images       2") && strstr(out, "annotations  3 (skipped: 1 with box w or h <= 0, 1 with a bad polygon)") &&
+               strstr(out, "categories   2 (rare 1, common 0, frequent 1)") && strstr(out, "mean r 1.342"),
+           "output: %s", out);
+    char *bad[] = {"stats", FIX "unknown_category.json", NULL};
+    st = test_run_child(run_stats, bad, out, sizeof out);
+    EXPECT(st == 1 && !strcmp(out, "error: " FIX "unknown_category.json: annotations[1]: category_id 9999 is not in "
+                                   "categories\n"),
+           "exit %d: %s", st, out);
+    char *badarg[] = {"stats", FIX "valid.json", "--rfs-threshold", "2", NULL};
+    st = test_run_child(run_stats, badarg, out, sizeof out);
+    EXPECT(st == 2 && strstr(out, "--rfs-threshold wants a number in (0, 1]"), "exit %d: %s", st, out);
+}
+
 int main(void) {
     RUN(test_valid_strict);
     RUN(test_valid_official_keeps_everything);
     RUN(test_bad_files);
     RUN(test_strict_without_lists);
+    RUN(test_repeat_factors);
+    RUN(test_stats_command);
     return test_finish("test_lvis");
 }
