@@ -21,6 +21,9 @@ static void test_valid_strict(void) {
     EXPECT(d.cats[0].image_count == 2 && d.cats[0].instance_count == 3, "file counts kept");
     EXPECT(d.cats[1].image_count == 1 && d.cats[1].instance_count == 1, "computed counts %lld %lld",
            (long long)d.cats[1].image_count, (long long)d.cats[1].instance_count);
+    /* what this read kept: cat1 has annotations 1 and 3, both in image 10 */
+    EXPECT(d.cats[0].images_loaded == 1 && d.cats[0].instances_loaded == 2, "loaded counts %lld %lld",
+           (long long)d.cats[0].images_loaded, (long long)d.cats[0].instances_loaded);
     REQUIRE(d.n_img == 2);
     EXPECT(!strcmp(lvis_string(&d, d.imgs[0].path), "/data/coco/train2017/000000000010.jpg"), "coco_url path: %s",
            lvis_string(&d, d.imgs[0].path));

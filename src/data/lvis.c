@@ -355,6 +355,7 @@ static int finish(lvis_ctx *c) {
             if (last[k] != i) last[k] = i, imgs[k]++;
         }
     for (int k = 0; k < d->n_cat; k++) {
+        d->cats[k].instances_loaded = inst[k], d->cats[k].images_loaded = imgs[k];
         if (d->cats[k].instance_count < 0) d->cats[k].instance_count = inst[k];
         if (d->cats[k].image_count < 0) d->cats[k].image_count = imgs[k];
     }

@@ -34,6 +34,8 @@ typedef struct lvis_category {
     lvis_freq freq;
     int64_t image_count;     /* from the file, or counted from the annotations when absent */
     int64_t instance_count;
+    int64_t images_loaded;   /* counted from the annotations kept by this read */
+    int64_t instances_loaded;
 } lvis_category;
 
 typedef struct lvis_image {

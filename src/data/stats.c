@@ -8,30 +8,16 @@
 
 int lvis_repeat_factors(const lvis_data *d, double threshold, double *r_img) {
     int n_with = 0;
-    int64_t *img_count = calloc((size_t)d->n_cat + 1, sizeof *img_count);
-    int32_t *last = malloc(((size_t)d->n_cat + 1) * sizeof *last);
-    if (!img_count || !last) {
-        fprintf(stderr, "error: out of memory\n");
-        exit(1);
-    }
-    for (int k = 0; k < d->n_cat; k++) last[k] = -1;
-    for (int i = 0; i < d->n_img; i++) {
-        if (d->imgs[i].n_ann) n_with++;
-        for (int j = 0; j < d->imgs[i].n_ann; j++) {
-            int k = d->anns[d->ann_order[d->imgs[i].first_ann + j]].category;
-            if (last[k] != i) last[k] = i, img_count[k]++;
-        }
-    }
+    for (int i = 0; i < d->n_img; i++) n_with += d->imgs[i].n_ann > 0;
     for (int i = 0; i < d->n_img; i++) {
         double r = 0;
         for (int j = 0; j < d->imgs[i].n_ann; j++) {
-            int k = d->anns[d->ann_order[d->imgs[i].first_ann + j]].category;
-            double f = (double)img_count[k] / n_with, rc = fmax(1.0, sqrt(threshold / f));
-            r = fmax(r, rc);
+            const lvis_category *k = &d->cats[d->anns[d->ann_order[d->imgs[i].first_ann + j]].category];
+            double f = (double)k->images_loaded / n_with;
+            r = fmax(r, fmax(1.0, sqrt(threshold / f)));
         }
         r_img[i] = r;
     }
-    free(img_count), free(last);
     return n_with;
 }
 
