@@ -27,14 +27,6 @@
 
 static cudaStream_t conv_stream(const runtime *rt) { return (cudaStream_t)rt->stream; }
 
-/* Stops unless t is an f32 tensor on the GPU (the twins take nothing else). */
-static void expect_f32_cuda(const char *op, const char *what, const tensor *t) {
-    char s[128];
-    CHECK(t != NULL, "%s: %s is missing", op, what);
-    if (t->dtype == DTYPE_F32 && t->device == DEVICE_CUDA) return;
-    FATAL("%s: %s must be f32 on the GPU here, got %s", op, what, tensor_str(t, s, sizeof s));
-}
-
 /* ---- shared kernels --------------------------------------------------------------------- */
 
 /* y[p, k] += b[k] for the n = rows·K elements of y. */
@@ -59,38 +51,17 @@ static void write_bias_only(runtime *rt, const tensor *b, int64_t rows, int K, t
 
 /* ---- conv2d: shapes ----------------------------------------------------------------------- */
 
-typedef struct conv_shape {
-    int N, H, W, C; /* input */
-    int K, R, S;    /* weight */
-    int Ho, Wo;     /* output */
-    int stride, pad;
-} conv_shape;
-
-/* Checks the operands of conv2d (as conv2d_geom in conv.c does on the CPU) and returns
- * their geometry; y may be NULL. */
-static conv_shape conv2d_shape(const runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
-                               const tensor *b, const tensor *y, const char *op) {
-    char sx[128], sw[128];
+/* Checks the operands of conv2d (the shared contract, conv2d_check) and returns their
+ * geometry; y may be NULL. */
+static conv_geom conv2d_shape(const runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
+                              const tensor *b, const tensor *y, const char *op) {
+    char sx[128];
     CHECK(rt->device == DEVICE_CUDA, "%s: the GPU twin was called with a CPU runtime", op);
-    expect_f32_cuda(op, "x", x);
-    CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
-    CHECK(w != NULL, "%s: the weight is missing", op);
-    /* shapes as local arrays: TSHAPE's compound literals are C, not C++ */
-    const int w_shape[4] = {-1, -1, -1, x->shape[3]};
-    tensor_expect(w, DTYPE_F32, DEVICE_CUDA, w_shape, 4, "conv2d weight [K,R,S,C]");
-    CHECK(a->stride > 0 && a->pad >= 0, "%s: bad stride %d / pad %d", op, a->stride, a->pad);
-    conv_shape g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[1], w->shape[2],
-                    0, 0, a->stride, a->pad};
-    g.Ho = conv2d_out_size(g.H, g.R, g.stride, g.pad);
-    g.Wo = conv2d_out_size(g.W, g.S, g.stride, g.pad);
-    CHECK(g.Ho > 0 && g.Wo > 0, "%s: kernel %s larger than the padded input %s", op,
-          tensor_str(w, sw, sizeof sw), tensor_str(x, sx, sizeof sx));
+    ops_expect_f32_gpu(op, "x", x);
+    conv_geom g = conv2d_check(op, a, x, w, b, y);
     /* cuDNN's 4-D descriptors take int sizes and strides */
     CHECK(tensor_numel(x) <= INT32_MAX && (int64_t)g.N * g.Ho * g.Wo * g.K <= INT32_MAX,
           "%s: %s or its output has more elements than cuDNN's 4-D tensors take", op, tensor_str(x, sx, sizeof sx));
-    const int b_shape[1] = {g.K}, y_shape[4] = {g.N, g.Ho, g.Wo, g.K};
-    if (b) tensor_expect(b, DTYPE_F32, DEVICE_CUDA, b_shape, 1, "conv2d bias [K]");
-    if (y) tensor_expect(y, DTYPE_F32, DEVICE_CUDA, y_shape, 4, "conv2d output [N,Ho,Wo,K]");
     return g;
 }
 
@@ -129,7 +100,7 @@ typedef struct conv_plan {
 static conv_plan g_conv_plans[CONV_PLAN_SLOTS];
 static int g_conv_nplans, g_conv_evict, g_conv_warned;
 
-static void conv_plan_describe(conv_plan *p, const conv_shape *g) {
+static void conv_plan_describe(conv_plan *p, const conv_geom *g) {
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, g->N, g->C, g->H, g->W));
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, g->N, g->K, g->Ho, g->Wo));
     /* NHWC is cuDNN's name for the KRSC filter layout */
@@ -148,7 +119,7 @@ static void conv_plan_describe(conv_plan *p, const conv_shape *g) {
           g->Ho, g->Wo, g->K);
 }
 
-static conv_plan *conv_plan_get(const conv_shape *g) {
+static conv_plan *conv_plan_get(const conv_geom *g) {
     const int key[9] = {g->N, g->H, g->W, g->C, g->K, g->R, g->S, g->stride, g->pad};
     for (int i = 0; i < g_conv_nplans; i++)
         if (memcmp(g_conv_plans[i].key, key, sizeof key) == 0) return &g_conv_plans[i];
@@ -290,7 +261,7 @@ static void *conv_workspace(runtime *rt, const conv_plan *p, conv_dir d) {
 
 extern "C" void conv2d_forward_gpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                                    const tensor *b, tensor *y) {
-    conv_shape g = conv2d_shape(rt, a, x, w, b, y, "conv2d");
+    conv_geom g = conv2d_shape(rt, a, x, w, b, y, "conv2d");
     const int64_t P = (int64_t)g.N * g.Ho * g.Wo;
     if (P == 0 || g.K == 0) return; /* y is empty */
     if (tensor_numel(x) == 0) {
@@ -312,7 +283,7 @@ extern "C" void conv2d_forward_gpu(runtime *rt, const conv2d_args *a, const tens
 
 extern "C" void conv2d_backward_gpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                                     const tensor *dy, tensor *dx, tensor *dw, tensor *db) {
-    conv_shape g = conv2d_shape(rt, a, x, w, db, dy, "conv2d backward");
+    conv_geom g = conv2d_shape(rt, a, x, w, db, dy, "conv2d backward");
     if (dx) ops_expect_same_shape("conv2d backward dx", dx, x);
     if (dw) ops_expect_same_shape("conv2d backward dw", dw, w);
     const int64_t P = (int64_t)g.N * g.Ho * g.Wo;
@@ -362,36 +333,27 @@ extern "C" void conv2d_backward_gpu(runtime *rt, const conv2d_args *a, const ten
 /* Elements of t per chunk: 64 MiB of f32, enough rows for an efficient GEMM. */
 #define DECONV_CHUNK_ELEMS ((int64_t)16 << 20)
 
-typedef struct deconv_shape {
+typedef struct deconv_geom {
     int N, H, W, C, K;
     int64_t P; /* input pixels N·H·W */
-} deconv_shape;
+} deconv_geom;
 
-static deconv_shape deconv_shape_check(const runtime *rt, const tensor *x, const tensor *w, const tensor *b,
+static deconv_geom deconv_geom_check(const runtime *rt, const tensor *x, const tensor *w, const tensor *b,
                                        const tensor *y, const char *op) {
-    char sx[128], sw[128];
+    char sw[128];
     CHECK(rt->device == DEVICE_CUDA, "%s: the GPU twin was called with a CPU runtime", op);
-    expect_f32_cuda(op, "x", x);
-    CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
-    CHECK(w != NULL, "%s: the weight is missing", op);
-    CHECK((int64_t)x->shape[0] * x->shape[1] * x->shape[2] <= INT32_MAX / 4,
-          "%s: %s has more pixels than one GEMM takes", op, tensor_str(x, sx, sizeof sx));
-    const int w_shape[4] = {-1, 2, 2, x->shape[3]};
-    tensor_expect(w, DTYPE_F32, DEVICE_CUDA, w_shape, 4, "deconv2x2 weight [K,2,2,C]");
+    ops_expect_f32_gpu(op, "x", x);
+    deconv2x2_check(op, x, w, b, y);
     CHECK(w->shape[0] <= INT32_MAX / 4, "%s: %s has more output channels than one GEMM takes", op,
           tensor_str(w, sw, sizeof sw));
-    const int b_shape[1] = {w->shape[0]},
-              y_shape[4] = {x->shape[0], 2 * x->shape[1], 2 * x->shape[2], w->shape[0]};
-    if (b) tensor_expect(b, DTYPE_F32, DEVICE_CUDA, b_shape, 1, "deconv2x2 bias [K]");
-    if (y) tensor_expect(y, DTYPE_F32, DEVICE_CUDA, y_shape, 4, "deconv2x2 output [N,2H,2W,K]");
-    deconv_shape d = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], 0};
+    deconv_geom d = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], 0};
     d.P = (int64_t)d.N * d.H * d.W;
     return d;
 }
 
 /* Input pixels per chunk: t's rows [p0, p0 + rows) hold rows·4K ≤ INT32_MAX elements
  * (the scatter and gather kernels index a chunk with int). */
-static int deconv_chunk_rows(const deconv_shape *d) {
+static int deconv_chunk_rows(const deconv_geom *d) {
     int64_t rows = DECONV_CHUNK_ELEMS / (4 * (int64_t)d->K);
     if (rows < 1) rows = 1;
     return (int)(rows < d->P ? rows : d->P);
@@ -453,7 +415,7 @@ __global__ static void deconv_gather_kernel(const float *dy, int p0, int n, int 
     dt[e] = dy[deconv_out_offset(p0 + (q >> 2), q & 3, H, W, K) + k];
 }
 
-static float *deconv_reordered_weight(runtime *rt, const deconv_shape *d, const tensor *w) {
+static float *deconv_reordered_weight(runtime *rt, const deconv_geom *d, const tensor *w) {
     int64_t n = (int64_t)4 * d->K * d->C;
     float *wp = (float *)arena_alloc(&rt->dev, (size_t)n * sizeof(float));
     deconv_reorder_kernel<<<cuda_blocks(n, CONV_THREADS), CONV_THREADS, 0, conv_stream(rt)>>>(
@@ -463,7 +425,7 @@ static float *deconv_reordered_weight(runtime *rt, const deconv_shape *d, const 
 }
 
 extern "C" void deconv2x2_forward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y) {
-    deconv_shape d = deconv_shape_check(rt, x, w, b, y, "deconv2x2");
+    deconv_geom d = deconv_geom_check(rt, x, w, b, y, "deconv2x2");
     if (d.P == 0 || d.K == 0) return; /* y is empty */
     if (d.C == 0) {
         write_bias_only(rt, b, 4 * d.P, d.K, y);
@@ -487,7 +449,7 @@ extern "C" void deconv2x2_forward_gpu(runtime *rt, const tensor *x, const tensor
 
 extern "C" void deconv2x2_backward_gpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy, tensor *dx,
                                        tensor *dw, tensor *db) {
-    deconv_shape d = deconv_shape_check(rt, x, w, db, dy, "deconv2x2 backward");
+    deconv_geom d = deconv_geom_check(rt, x, w, db, dy, "deconv2x2 backward");
     if (dx) ops_expect_same_shape("deconv2x2 backward dx", dx, x);
     if (dw) ops_expect_same_shape("deconv2x2 backward dw", dw, w);
     if (db && d.P > 0) ops_colsum_add_gpu(rt, (const float *)dy->data, 4 * d.P, d.K, (float *)db->data);

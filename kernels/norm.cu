@@ -26,13 +26,6 @@
 #define GN_MIN_CHUNK 64     /* pixels per chunk, at least */
 #define FBN_ROWS 64         /* frozen BN: rows per block */
 
-static void norm_expect_f32_gpu(const char *op, const char *what, const tensor *t) {
-    char s[128];
-    CHECK(t != NULL, "%s: %s is missing", op, what);
-    if (t->dtype != DTYPE_F32 || t->device != DEVICE_CUDA)
-        FATAL("%s: %s must be f32 on the GPU, got %s", op, what, tensor_str(t, s, sizeof s));
-}
-
 /* Grid rows are limited to 65535 blocks: the channel tiles go there. */
 static unsigned int channel_tiles(const char *op, int C) {
     CHECK(C <= 65535 * GN_TX, "%s: %d channels exceed the launch grid (at most %d)", op, C, 65535 * GN_TX);
@@ -64,7 +57,7 @@ __global__ static void frozen_bn_backward_kernel(int64_t rows, int C, const floa
 
 /* The CPU's frozen_bn_check on GPU tensors; shift may be NULL (the backward has none). */
 static void frozen_bn_check_gpu(const char *op, const tensor *x, const tensor *scale, const tensor *shift) {
-    norm_expect_f32_gpu(op, "x", x);
+    ops_expect_f32_gpu(op, "x", x);
     const int C[1] = {x->shape[x->ndim - 1]};
     CHECK(scale != NULL, "%s: the scale is missing", op);
     tensor_expect(scale, DTYPE_F32, DEVICE_CUDA, C, 1, "frozen_bn scale [C]");
@@ -223,7 +216,7 @@ __global__ static void gn_normalise_kernel(gn_geom g, const float *x, const floa
 static void gn_check_gpu(const char *op, const group_norm_args *a, const tensor *x, const tensor *gamma,
                          const tensor *beta) {
     char s[128];
-    norm_expect_f32_gpu(op, "x", x);
+    ops_expect_f32_gpu(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
     const int C[1] = {x->shape[3]};
     CHECK(a->groups > 0 && C[0] % a->groups == 0, "%s: %d channels do not split into %d groups", op, C[0],

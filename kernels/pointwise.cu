@@ -11,14 +11,6 @@
 
 #define PW_THREADS 256
 
-/* Stops unless t is an f32 CUDA tensor (the only kind the GPU twins take). */
-static void pw_expect_f32_gpu(const char *op, const char *what, const tensor *t) {
-    char s[128];
-    CHECK(t != NULL, "%s: %s is missing", op, what);
-    if (t->dtype != DTYPE_F32 || t->device != DEVICE_CUDA)
-        FATAL("%s: %s must be f32 on the GPU, got %s", op, what, tensor_str(t, s, sizeof s));
-}
-
 __global__ static void relu_forward_kernel(int64_t n, const float *x, float *y) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN fails the test and stays NaN */
@@ -52,7 +44,7 @@ __global__ static void add_into_kernel(int64_t n, const float *dy, float *dx) {
 }
 
 extern "C" void relu_forward_gpu(runtime *rt, const tensor *x, tensor *y) {
-    pw_expect_f32_gpu("relu", "x", x);
+    ops_expect_f32_gpu("relu", "x", x);
     CHECK(y != NULL, "relu: the output is missing");
     ops_expect_same_shape("relu output", y, x);
     int64_t n = tensor_numel(x);
@@ -64,7 +56,7 @@ extern "C" void relu_forward_gpu(runtime *rt, const tensor *x, tensor *y) {
 }
 
 extern "C" void relu_backward_gpu(runtime *rt, const tensor *y, const tensor *dy, tensor *dx) {
-    pw_expect_f32_gpu("relu backward", "y", y);
+    ops_expect_f32_gpu("relu backward", "y", y);
     CHECK(dy != NULL, "relu backward: dy is missing");
     ops_expect_same_shape("relu backward dy", dy, y);
     CHECK(dx != NULL, "relu backward: dx is missing");
@@ -78,7 +70,7 @@ extern "C" void relu_backward_gpu(runtime *rt, const tensor *y, const tensor *dy
 }
 
 extern "C" void add_forward_gpu(runtime *rt, const tensor *a, const tensor *b, tensor *y) {
-    pw_expect_f32_gpu("add", "a", a);
+    ops_expect_f32_gpu("add", "a", a);
     CHECK(b != NULL, "add: b is missing");
     ops_expect_same_shape("add", b, a);
     CHECK(y != NULL, "add: the output is missing");
@@ -92,7 +84,7 @@ extern "C" void add_forward_gpu(runtime *rt, const tensor *a, const tensor *b, t
 }
 
 extern "C" void scale_forward_gpu(runtime *rt, const tensor *x, double s, tensor *y) {
-    pw_expect_f32_gpu("scale", "x", x);
+    ops_expect_f32_gpu("scale", "x", x);
     CHECK(y != NULL, "scale: the output is missing");
     ops_expect_same_shape("scale output", y, x);
     int64_t n = tensor_numel(x);
@@ -104,7 +96,7 @@ extern "C" void scale_forward_gpu(runtime *rt, const tensor *x, double s, tensor
 }
 
 extern "C" void axpy_gpu(runtime *rt, double s, const tensor *dy, tensor *dx) {
-    pw_expect_f32_gpu("axpy", "dy", dy);
+    ops_expect_f32_gpu("axpy", "dy", dy);
     CHECK(dx != NULL, "axpy: dx is missing");
     ops_expect_same_shape("axpy", dx, dy);
     int64_t n = tensor_numel(dy);

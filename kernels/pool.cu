@@ -18,26 +18,10 @@
 
 #define POOL_THREADS 256
 
-static void pool_expect_f32_gpu(const char *op, const char *what, const tensor *t) {
-    char s[128];
-    CHECK(t != NULL, "%s: %s is missing", op, what);
-    if (t->dtype != DTYPE_F32 || t->device != DEVICE_CUDA)
-        FATAL("%s: %s must be f32 on the GPU, got %s", op, what, tensor_str(t, s, sizeof s));
-}
-
-/* The CPU's pool_check on a GPU tensor; y (the output or dy) may be NULL. */
+/* The shared contract (ops_internal.h) on GPU tensors; y (the output or dy) may be NULL. */
 static void pool_check_gpu(const char *op, const pool_args *a, const tensor *x, const tensor *y) {
-    char s[128];
-    pool_expect_f32_gpu(op, "x", x);
-    CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
-    /* PyTorch's rule; it also guarantees that no window lies entirely in the padding */
-    CHECK(a->k > 0 && a->stride > 0 && a->pad >= 0 && 2 * a->pad <= a->k,
-          "%s: bad window k %d stride %d pad %d (pad at most k/2)", op, a->k, a->stride, a->pad);
-    int Ho = conv2d_out_size(x->shape[1], a->k, a->stride, a->pad);
-    int Wo = conv2d_out_size(x->shape[2], a->k, a->stride, a->pad);
-    CHECK(Ho > 0 && Wo > 0, "%s: window %d larger than the padded input %s", op, a->k, tensor_str(x, s, sizeof s));
-    const int want[4] = {x->shape[0], Ho, Wo, x->shape[3]}; /* TSHAPE is C only (compound literal) */
-    if (y) tensor_expect(y, DTYPE_F32, DEVICE_CUDA, want, 4, "max_pool output");
+    ops_expect_f32_gpu(op, "x", x);
+    max_pool_check(op, a, x, y);
 }
 
 /* Launches n threads of kernel<int32_t> when every index it forms, the last block's thread
@@ -173,12 +157,8 @@ extern "C" void max_pool_backward_gpu(runtime *rt, const pool_args *a, const ten
 /* ---- nearest 2× upsample --------------------------------------------------------------- */
 
 static void upsample_check_gpu(const char *op, const tensor *x, const tensor *y) {
-    char s[128];
-    pool_expect_f32_gpu(op, "x", x);
-    CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
-    CHECK(y != NULL, "%s: the output is missing", op);
-    const int want[4] = {x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]};
-    tensor_expect(y, DTYPE_F32, DEVICE_CUDA, want, 4, "upsample2x output [N,2H,2W,C]");
+    ops_expect_f32_gpu(op, "x", x);
+    upsample2x_check(op, x, y);
 }
 
 /* One thread per output element: y[n, i, j, c] = x[n, i/2, j/2, c]. */

@@ -8,13 +8,6 @@
 #include <cblas.h>
 #include <string.h>
 
-typedef struct conv_geom {
-    int N, H, W, C;  /* input */
-    int K, R, S;     /* weight */
-    int Ho, Wo;      /* output */
-    int stride, pad;
-} conv_geom;
-
 /* A 1×1, stride-1, unpadded convolution is a GEMM on the input as it is. */
 static int conv_geom_is_pointwise(const conv_geom *g) {
     return g->R == 1 && g->S == 1 && g->stride == 1 && g->pad == 0;
@@ -39,9 +32,9 @@ int conv2d_out_size(int in, int k, int stride, int pad) {
     return span < 0 ? 0 : span / stride + 1;
 }
 
-/* Checks the operands of conv2d and returns their geometry; y may be NULL. */
-static conv_geom conv2d_geom(const conv2d_args *a, const tensor *x, const tensor *w, const tensor *b,
-                             const tensor *y, const char *op) {
+/* Checks the operands of conv2d and returns their geometry (ops_internal.h). */
+conv_geom conv2d_check(const char *op, const conv2d_args *a, const tensor *x, const tensor *w, const tensor *b,
+                       const tensor *y) {
     char sx[128], sw[128];
     ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
@@ -65,14 +58,14 @@ static conv_geom conv2d_geom(const conv2d_args *a, const tensor *x, const tensor
 void conv2d_forward_cpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                         const tensor *b, tensor *y) {
     ops_expect_cpu("conv2d_forward_cpu", x);
-    conv_geom g = conv2d_geom(a, x, w, b, y, "conv2d");
+    conv_geom g = conv2d_check("conv2d", a, x, w, b, y);
     OPS_REAL(x, conv2d_fwd, rt, &g, x->data, w->data, b ? b->data : NULL, y->data);
 }
 
 void conv2d_backward_cpu(runtime *rt, const conv2d_args *a, const tensor *x, const tensor *w,
                          const tensor *dy, tensor *dx, tensor *dw, tensor *db) {
     ops_expect_cpu("conv2d_backward_cpu", x);
-    conv_geom g = conv2d_geom(a, x, w, db, dy, "conv2d backward");
+    conv_geom g = conv2d_check("conv2d backward", a, x, w, db, dy);
     if (dx) ops_expect_same_shape("conv2d backward dx", dx, x);
     if (dw) ops_expect_same_shape("conv2d backward dw", dw, w);
     OPS_REAL(x, conv2d_bwd, rt, &g, x->data, w->data, dy->data, dx ? dx->data : NULL,
@@ -96,7 +89,7 @@ static void conv2d_backward_tape(runtime *rt, void *p) {
 tensor *op_conv2d(runtime *rt, tensor *x, tensor *w, tensor *b, int stride, int pad) {
     conv2d_args a = {stride, pad};
     device d = ops_device("conv2d", x);
-    conv_geom g = conv2d_geom(&a, x, w, b, NULL, "conv2d");
+    conv_geom g = conv2d_check("conv2d", &a, x, w, b, NULL);
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(g.N, g.Ho, g.Wo, g.K));
     OPS_CALL(x, conv2d_forward, rt, &a, x, w, b, y);
     if (RUNTIME_NEEDS_GRAD(rt, x, w, b)) {
@@ -109,7 +102,7 @@ tensor *op_conv2d(runtime *rt, tensor *x, tensor *w, tensor *b, int stride, int 
 
 /* ---- deconv2x2 ------------------------------------------------------------------------ */
 
-static void deconv_check(const tensor *x, const tensor *w, const tensor *b, const tensor *y, const char *op) {
+void deconv2x2_check(const char *op, const tensor *x, const tensor *w, const tensor *b, const tensor *y) {
     char sx[128];
     ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, sx, sizeof sx));
@@ -125,7 +118,7 @@ static void deconv_check(const tensor *x, const tensor *w, const tensor *b, cons
 
 void deconv2x2_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *b, tensor *y) {
     ops_expect_cpu("deconv2x2_forward_cpu", x);
-    deconv_check(x, w, b, y, "deconv2x2");
+    deconv2x2_check("deconv2x2", x, w, b, y);
     OPS_REAL(x, deconv_fwd, rt, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], x->data, w->data,
                             b ? b->data : NULL, y->data);
 }
@@ -133,7 +126,7 @@ void deconv2x2_forward_cpu(runtime *rt, const tensor *x, const tensor *w, const 
 void deconv2x2_backward_cpu(runtime *rt, const tensor *x, const tensor *w, const tensor *dy,
                             tensor *dx, tensor *dw, tensor *db) {
     ops_expect_cpu("deconv2x2_backward_cpu", x);
-    deconv_check(x, w, db, dy, "deconv2x2 backward");
+    deconv2x2_check("deconv2x2 backward", x, w, db, dy);
     if (dx) ops_expect_same_shape("deconv2x2 backward dx", dx, x);
     if (dw) ops_expect_same_shape("deconv2x2 backward dw", dw, w);
     OPS_REAL(x, deconv_bwd, rt, x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], x->data, w->data,
@@ -155,7 +148,7 @@ static void deconv_backward_tape(runtime *rt, void *p) {
 
 tensor *op_deconv2x2(runtime *rt, tensor *x, tensor *w, tensor *b) {
     device d = ops_device("deconv2x2", x);
-    deconv_check(x, w, b, NULL, "deconv2x2");
+    deconv2x2_check("deconv2x2", x, w, b, NULL);
     tensor *y = runtime_tensor(rt, d, x->dtype, TSHAPE(x->shape[0], 2 * x->shape[1], 2 * x->shape[2], w->shape[0]));
     OPS_CALL(x, deconv2x2_forward, rt, x, w, b, y);
     if (RUNTIME_NEEDS_GRAD(rt, x, w, b)) {

@@ -20,6 +20,13 @@ void ops_expect_cpu(const char *op, const tensor *t) {
               tensor_str(t, s, sizeof s));
 }
 
+void ops_expect_f32_gpu(const char *op, const char *what, const tensor *t) {
+    char s[128];
+    CHECK(t != NULL, "%s: %s is missing", op, what);
+    if (t->dtype != DTYPE_F32 || t->device != DEVICE_CUDA)
+        FATAL("%s: %s must be f32 on the GPU, got %s", op, what, tensor_str(t, s, sizeof s));
+}
+
 device ops_device(const char *op, const tensor *x) {
     CHECK(x != NULL, "%s: the input is missing", op);
     return x->device;

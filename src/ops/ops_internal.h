@@ -31,6 +31,8 @@ extern "C" {
 void ops_expect_real(const char *op, const char *what, const tensor *t);
 /* Stops unless t lives on the CPU (the head of every _cpu kernel). */
 void ops_expect_cpu(const char *op, const tensor *t);
+/* Stops unless t is an f32 tensor on the GPU (the head of every _gpu twin). */
+void ops_expect_f32_gpu(const char *op, const char *what, const tensor *t);
 /* The device an op runs on: the device of x (its other operands are checked to match). */
 device ops_device(const char *op, const tensor *x);
 /* In a build without CUDA a CUDA tensor cannot exist; reaching a GPU twin anyway stops
@@ -60,6 +62,27 @@ double ops_sum_f64(runtime *rt, const double *v, int64_t n);
 
 /* The number of OpenMP threads the ops use (rt->threads, at least 1). */
 int ops_threads(const runtime *rt);
+
+/* Shape contracts shared by an op's CPU kernel and its GPU twin (device-agnostic: the
+ * operands must match x's dtype and device). Each stops with one line naming `op`; y (the
+ * output, or dy in a backward) may be NULL where noted. */
+typedef struct conv_geom {
+    int N, H, W, C;  /* input */
+    int K, R, S;     /* weight */
+    int Ho, Wo;      /* output */
+    int stride, pad;
+} conv_geom;
+struct conv2d_args;
+struct pool_args;
+/* conv2d: x [N,H,W,C], w [K,R,S,C], b [K] or NULL, y [N,Ho,Wo,K] or NULL. */
+conv_geom conv2d_check(const char *op, const struct conv2d_args *a, const tensor *x, const tensor *w,
+                       const tensor *b, const tensor *y);
+/* deconv2x2: x [N,H,W,C], w [K,2,2,C], b [K] or NULL, y [N,2H,2W,K] or NULL. */
+void deconv2x2_check(const char *op, const tensor *x, const tensor *w, const tensor *b, const tensor *y);
+/* max_pool: x [N,H,W,C], the window, y [N,Ho,Wo,C] or NULL. */
+void max_pool_check(const char *op, const struct pool_args *a, const tensor *x, const tensor *y);
+/* upsample2x: x [N,H,W,C], y [N,2H,2W,C]. */
+void upsample2x_check(const char *op, const tensor *x, const tensor *y);
 
 /* GPU helpers shared by the twins (kernels/ops_util.cu), f32 on rt->stream:
  * out[c] += Σ_r a[r·cols + c] with a fixed summation order (no atomics), so the bias

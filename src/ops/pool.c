@@ -10,7 +10,7 @@
 #define REAL_INC "ops/pool_real.inc"
 #include "ops/real_instantiate.h"
 
-static void pool_check(const char *op, const pool_args *a, const tensor *x, const tensor *y) {
+void max_pool_check(const char *op, const pool_args *a, const tensor *x, const tensor *y) {
     char s[128];
     ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
@@ -25,14 +25,14 @@ static void pool_check(const char *op, const pool_args *a, const tensor *x, cons
 
 void max_pool_forward_cpu(runtime *rt, const pool_args *a, const tensor *x, tensor *y) {
     ops_expect_cpu("max_pool_forward_cpu", x);
-    pool_check("max_pool", a, x, y);
+    max_pool_check("max_pool", a, x, y);
     OPS_REAL(x, max_pool_fwd, rt, a, x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[1], y->shape[2],
              x->data, y->data);
 }
 
 void max_pool_backward_cpu(runtime *rt, const pool_args *a, const tensor *x, const tensor *dy, tensor *dx) {
     ops_expect_cpu("max_pool_backward_cpu", x);
-    pool_check("max_pool backward", a, x, dy);
+    max_pool_check("max_pool backward", a, x, dy);
     ops_expect_same_shape("max_pool backward dx", dx, x);
     OPS_REAL(x, max_pool_bwd, rt, a, x->shape[0], x->shape[1], x->shape[2], x->shape[3], dy->shape[1],
              dy->shape[2], x->data, dy->data, dx->data);
@@ -64,7 +64,7 @@ static void pool_record(runtime *rt, const char *name, pool_args a, tensor *x, t
 tensor *op_max_pool(runtime *rt, tensor *x, int k, int stride, int pad) {
     pool_args a = {k, stride, pad};
     device d = ops_device("max_pool", x);
-    pool_check("max_pool", &a, x, NULL);
+    max_pool_check("max_pool", &a, x, NULL);
     tensor *y = runtime_tensor(rt, d, x->dtype,
                                TSHAPE(x->shape[0], conv2d_out_size(x->shape[1], k, stride, pad),
                                       conv2d_out_size(x->shape[2], k, stride, pad), x->shape[3]));
@@ -73,23 +73,24 @@ tensor *op_max_pool(runtime *rt, tensor *x, int k, int stride, int pad) {
     return y;
 }
 
-static void upsample_check(const char *op, const tensor *x, const tensor *y) {
+void upsample2x_check(const char *op, const tensor *x, const tensor *y) {
     char s[128];
     ops_expect_real(op, "x", x);
     CHECK(x->ndim == 4, "%s: x must be NHWC, got %s", op, tensor_str(x, s, sizeof s));
+    CHECK(y != NULL, "%s: the output is missing", op);
     tensor_expect(y, x->dtype, x->device, TSHAPE(x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]),
                   "upsample2x output [N,2H,2W,C]");
 }
 
 void upsample2x_forward_cpu(runtime *rt, const tensor *x, tensor *y) {
     ops_expect_cpu("upsample2x_forward_cpu", x);
-    upsample_check("upsample2x", x, y);
+    upsample2x_check("upsample2x", x, y);
     OPS_REAL(x, upsample2x_fwd, rt, x->shape[0], x->shape[1], x->shape[2], x->shape[3], x->data, y->data);
 }
 
 void upsample2x_backward_cpu(runtime *rt, const tensor *dy, tensor *dx) {
     ops_expect_cpu("upsample2x_backward_cpu", dy);
-    upsample_check("upsample2x backward", dx, dy);
+    upsample2x_check("upsample2x backward", dx, dy);
     OPS_REAL(dx, upsample2x_bwd, rt, dx->shape[0], dx->shape[1], dx->shape[2], dx->shape[3], dy->data, dx->data);
 }
 
