@@ -4,11 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static int scan_error(const json_doc *d, size_t pos, char *err, size_t errn, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -100,6 +105,28 @@ static size_t skip_string(const json_doc *d, size_t pos) {
     return 0;
 }
 
+/* The first of '"', '{', '}', '[', ']' at or after i (n when none): 16 bytes per step with
+ * SSE2 — records are mostly digits and commas, so most steps find nothing. */
+static size_t next_structural(const char *s, size_t i, size_t n) {
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), ob = _mm_set1_epi8('{'), cb = _mm_set1_epi8('}');
+    const __m128i os = _mm_set1_epi8('['), cs = _mm_set1_epi8(']');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, ob)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, cb), _mm_or_si128(_mm_cmpeq_epi8(v, os),
+                                                                                    _mm_cmpeq_epi8(v, cs))));
+        int m = _mm_movemask_epi8(hit);
+        if (m) return i + (size_t)__builtin_ctz((unsigned)m);
+    }
+#endif
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '"' || c == '{' || c == '}' || c == '[' || c == ']') return i;
+    }
+    return n;
+}
+
 int json_skip_value(const json_doc *d, size_t pos, json_span *value, char *err, size_t errn) {
     pos = skip_ws(d, pos);
     if (pos >= d->size) return scan_error(d, pos, err, errn, "a value was expected, the file ends");
@@ -124,6 +151,8 @@ int json_skip_value(const json_doc *d, size_t pos, json_span *value, char *err, 
     char stack[256];
     int depth = 0;
     for (size_t i = pos; i < d->size; i++) {
+        i = next_structural(s, i, d->size);
+        if (i >= d->size) break;
         char ch = s[i];
         if (ch == '"') {
             size_t e = skip_string(d, i);
@@ -216,4 +245,52 @@ int json_array_next(json_array_iter *it, json_span *elem, char *err, size_t errn
     it->state = 1;
     it->index++;
     return 1;
+}
+
+size_t json_number(const char *s, size_t n, double *out) {
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && s[i] == '-') neg = 1, i++;
+    if (i >= n || s[i] < '0' || s[i] > '9') return 0;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0; /* significant digits kept in m; value = m * 10^exp10 */
+    int exact = 1;             /* m holds every significant digit */
+    if (s[i] == '0') i++;
+    else
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (digits < 19) m = m * 10 + (uint64_t)(s[i] - '0'), digits += m != 0;
+            else exp10++, exact &= s[i] == '0';
+        }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') return 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (digits < 19) m = m * 10 + (uint64_t)(s[i] - '0'), digits += m != 0, exp10--;
+            else exact &= s[i] == '0';
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int eneg = 0, e = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') return 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (e < 100000) e = e * 10 + (s[i] - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (exact && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* both operands exact, one rounding: the correctly rounded result (Clinger's fast path) */
+        double v = exp10 >= 0 ? (double)m * pow10[exp10] : (double)m / pow10[-exp10];
+        *out = neg ? -v : v;
+        return i;
+    }
+    char small[64], *buf = i < sizeof small ? small : malloc(i + 1);
+    if (!buf) return 0;
+    memcpy(buf, s, i);
+    buf[i] = '\0';
+    *out = strtod(buf, NULL);
+    if (buf != small) free(buf);
+    return i;
 }

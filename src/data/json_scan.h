@@ -67,6 +67,12 @@ typedef struct json_array_iter {
 int json_array_begin(json_array_iter *it, const json_doc *d, json_span arr, char *err, size_t errn);
 int json_array_next(json_array_iter *it, json_span *elem, char *err, size_t errn);
 
+/* Parses one JSON number (RFC 8259 grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?)
+ * at s[0..n): the bytes it used, or 0 when s does not start with one. *out is the double
+ * strtod gives for the same text (correctly rounded; exact fast path for up to 19 digits
+ * and |exponent| <= 22, strtod otherwise); an out-of-range number gives +-inf like strtod. */
+size_t json_number(const char *s, size_t n, double *out);
+
 /* The 1-based line of byte `pos` (for messages; counts newlines, O(pos)). */
 int64_t json_line_of(const json_doc *d, size_t pos);
 

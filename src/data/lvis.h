@@ -12,9 +12,14 @@
  *     categories"); a degenerate annotation (box width or height <= 0, a polygon with an odd
  *     number of coordinates or fewer than 3 points) is skipped and counted.
  *   LVIS_OFFICIAL (evaluation): keeps every annotation, as lvis-api does; it also requires
- *     what lvis-api requires (both category-id lists on every image).
- * Status: images, categories and annotations with polygons; the binary cache, the threaded
- * parse and the official-mode details of lvis_eval.md are the next steps of issue 5. */
+ *     what lvis-api requires (both category-id lists on every image, an `area` on every
+ *     annotation, annotation ids >= 1) and reads the optional `ignore` flag.
+ *
+ * Scale (lvis_v1_train.json is 1.1 GB): categories and images are parsed first (a record
+ * at a time); the annotations array is split between threads, each parsing its records
+ * into its own arrays (polygon coordinates by json_number, the rest by cJSON), merged in
+ * file order; duplicate ids are checked after. The result can be written to a binary cache
+ * (lvis_cache.c) that later runs map instead of parsing: see lvis_open. */
 #ifndef MRC_LVIS_H
 #define MRC_LVIS_H
 
@@ -41,7 +46,8 @@ typedef struct lvis_category {
 typedef struct lvis_image {
     int64_t id;
     int width, height;
-    int64_t path;            /* offset into strings: file_name, else the last two parts of coco_url */
+    int64_t path;            /* offset into strings: file_name, else the last two parts of coco_url,
+                                relative to the image root (lvis_image_path joins them) */
     int64_t neg, not_exhaustive; /* offsets into cat_pool (category indices) */
     int n_neg, n_not_exhaustive;
     int64_t first_ann;       /* into ann_order: this image's annotations, in file order */
@@ -55,7 +61,8 @@ typedef struct lvis_ann {
     float bbox[4];           /* x, y, w, h in original pixels */
     double area;
     int64_t poly;            /* first polygon in polys */
-    int n_poly;              /* 0: a box-only annotation */
+    int32_t n_poly;          /* 0: a box-only annotation */
+    int32_t ignore;          /* official mode: the record's optional `ignore` is truthy */
 } lvis_ann;
 
 typedef struct lvis_poly {
@@ -64,11 +71,13 @@ typedef struct lvis_poly {
 } lvis_poly;
 
 typedef struct lvis_skips {
-    int64_t bad_box, bad_polygon; /* annotations skipped in strict mode */
+    int64_t bad_box, bad_polygon;             /* annotations skipped in strict mode */
+    int64_t first_bad_box, first_bad_polygon; /* the first such record's index, or -1 */
 } lvis_skips;
 
 typedef struct lvis_data {
     char path[1024];
+    char image_root[1024];   /* joined to each image's path ("" for none) */
     lvis_mode mode;
     int n_cat, n_img;
     int64_t n_ann, n_poly, n_vert, n_cat_pool;
@@ -83,17 +92,51 @@ typedef struct lvis_data {
     size_t n_strings;
     int64_t *img_ids_sorted; /* (id, index) pairs for lookups: [2 * n_img] */
     lvis_skips skipped;
+    void *map;               /* non-NULL: the arrays point into this mapped cache file */
+    size_t map_size;
+    int from_cache;          /* 1: this read mapped a cache; 0: it parsed the JSON */
 } lvis_data;
 
-/* Reads PATH; image paths are joined to image_root (may be "" or NULL). 0, or -1 with one
- * line in err and *d freed. */
+typedef enum {
+    LVIS_CACHE_AUTO = 0, /* use and write a cache for files of 8 MiB or more */
+    LVIS_CACHE_ON,       /* whatever the size */
+    LVIS_CACHE_OFF,
+} lvis_cache_policy;
+
+typedef struct lvis_options {
+    const char *image_root; /* NULL or "": image paths as in the file */
+    lvis_mode mode;
+    int threads;            /* annotation parse threads; 0: the online CPUs, at most 8 */
+    lvis_cache_policy cache;
+    const char *cache_dir;  /* NULL: $MRC_CACHE_DIR, else $XDG_CACHE_HOME/maskrcnn.c, else ~/.cache/maskrcnn.c */
+    int progress;           /* 1: report progress on stderr while a big file (64 MiB+) is parsed */
+} lvis_options;
+
+/* Reads PATH: maps its cache when one matches the source (same size and mtime, same mode,
+ * same version), else parses the JSON and, by the cache policy, writes the cache (a
+ * failure to write is reported on stderr and is not an error). A stale or corrupt cache is
+ * reported on stderr and rebuilt. 0, or -1 with one line in err and *d freed. */
+int lvis_open(lvis_data *d, const char *path, const lvis_options *o, char *err, size_t errn);
+/* Parses PATH without any cache (threads: as lvis_options). */
 int lvis_load(lvis_data *d, const char *path, const char *image_root, lvis_mode mode, char *err, size_t errn);
 void lvis_free(lvis_data *d);
+
+/* Where the cache of PATH in this mode lives (see lvis_options.cache_dir); 0 or -1. */
+int lvis_cache_path(const char *path, lvis_mode mode, const char *cache_dir, char *out, size_t n);
+/* Image i's full path (the image root joined to its relative path) in buf; returns buf. */
+const char *lvis_image_path(const lvis_data *d, int i, char *buf, size_t n);
+/* One line for the log when this read skipped annotations ("" when none), e.g.
+ * "train.json: skipped 3 of 1270141 annotations: 2 with box w or h <= 0 (first:
+ * annotations[17]), 1 with a bad polygon (first: annotations[99])". */
+const char *lvis_skip_summary(const lvis_data *d, char *buf, size_t n);
 
 /* Index of the category with LVIS id `id`, or -1. */
 int lvis_category_index(const lvis_data *d, int64_t id);
 /* Index of the image with id `id`, or -1. */
 int lvis_image_index(const lvis_data *d, int64_t id);
+/* Parse into d (no cache); threads as lvis_options (used by lvis_open and lvis_load). */
+int lvis_parse(lvis_data *d, const char *path, const char *image_root, lvis_mode mode, int threads, int progress,
+               char *err, size_t errn);
 static inline const char *lvis_string(const lvis_data *d, int64_t off) { return d->strings + off; }
 
 #ifdef __cplusplus

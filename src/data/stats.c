@@ -38,19 +38,34 @@ static void print_classes(const lvis_data *d, const int *order, int from, int to
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: maskrcnn stats ANNOTATIONS.json [--rfs-threshold T] [--official]\n"
+    fprintf(f, "usage: maskrcnn stats ANNOTATIONS.json [--rfs-threshold T] [--official] [--[no-]cache] [--threads N]\n"
                "  images, annotations, categories and their r/c/f groups, the most and least frequent\n"
                "  classes, and Repeat Factor Sampling's repeat factors for threshold T (default 0.001).\n"
-               "  --official reads as the LVIS evaluator does (keeps degenerate annotations).\n");
+               "  --official   read as the LVIS evaluator does (keeps degenerate annotations)\n"
+               "  --no-cache   neither use nor write the binary cache of a big file (8 MiB+), kept in\n"
+               "               $MRC_CACHE_DIR, else $XDG_CACHE_HOME/maskrcnn.c, else ~/.cache/maskrcnn.c\n"
+               "  --cache      use and write the cache whatever the file's size\n"
+               "  --threads N  parse threads for the first read (default: the CPUs, at most 8)\n");
 }
 
 int stats_main(int argc, char **argv) {
     const char *path = NULL;
     double t = 0.001;
-    lvis_mode mode = LVIS_STRICT;
+    lvis_options opt = {.mode = LVIS_STRICT, .progress = 1};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), 0;
-        if (!strcmp(argv[i], "--official")) mode = LVIS_OFFICIAL;
+        if (!strcmp(argv[i], "--official")) opt.mode = LVIS_OFFICIAL;
+        else if (!strcmp(argv[i], "--no-cache")) opt.cache = LVIS_CACHE_OFF;
+        else if (!strcmp(argv[i], "--cache")) opt.cache = LVIS_CACHE_ON;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "error: --threads wants a whole number in [1, 256], got '%s'\n", argv[i]);
+                return 2;
+            }
+            opt.threads = (int)n;
+        }
         else if (!strcmp(argv[i], "--rfs-threshold") && i + 1 < argc) {
             char *end;
             t = strtod(argv[++i], &end);
@@ -69,7 +84,7 @@ int stats_main(int argc, char **argv) {
     if (!path) return usage(stderr), 2;
     lvis_data d;
     char err[1024];
-    if (lvis_load(&d, path, NULL, mode, err, sizeof err)) {
+    if (lvis_open(&d, path, &opt, err, sizeof err)) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
