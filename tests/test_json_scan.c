@@ -1,5 +1,6 @@
 /* test_json_scan.c: the string-aware record scanner (src/data/json_scan.h): member and
- * element spans on tricky but valid JSON, and one clear line for each structural error. */
+ * element spans on tricky but valid JSON, and one clear line for each structural error;
+ * json_number against the C library's strtod (the reference: correctly rounded). */
 #include "test.h"
 
 #include "data/json_scan.h"
@@ -125,10 +126,88 @@ static void test_file_errors(void) {
     unlink(path);
 }
 
+/* Structural characters at every offset around the scanner's 16-byte steps. */
+static void test_block_boundaries(void) {
+    char t[256], err[256] = "";
+    for (int k = 0; k < 40; k++) {
+        int n = snprintf(t, sizeof t, "[");
+        for (int i = 0; i < k; i++) n += snprintf(t + n, sizeof t - (size_t)n, "%d,", i % 10);
+        n += snprintf(t + n, sizeof t - (size_t)n, "\"]}[{\\\"\",[7],{\"a\":[]}] ");
+        json_doc d = json_doc_from_memory("t.json", t, (size_t)n);
+        json_span v;
+        EXPECT(json_skip_value(&d, 0, &v, err, sizeof err) == 0 && v.end == (size_t)n - 1,
+               "k = %d: end %zu, want %d (%s)", k, v.end, n - 1, err);
+    }
+}
+
+static int same_double(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static void number_is(const char *text, size_t want_len) {
+    double got = -12345, ref = strtod(text, NULL);
+    size_t n = json_number(text, strlen(text), &got);
+    EXPECT(n == want_len, "'%s': used %zu bytes, want %zu", text, n, want_len);
+    if (want_len && want_len == strlen(text))
+        EXPECT(same_double(got, ref), "'%s': %.17g, strtod gives %.17g", text, got, ref);
+}
+
+static void test_numbers(void) {
+    /* valid, whole text: the value must be strtod's, bit for bit */
+    const char *ok[] = {"0", "-0", "7", "-12.5", "0.1", "640", "123.45", "1e22", "1e23", "-1E-22", "9007199254740992",
+                        "9007199254740993", "123456789012345678901234567890", "0.000000000000000000000000000001",
+                        "1.7976931348623157e308", "1e309", "-1e400", "4.9e-324", "1e-400", "12.34e-5", "5e+2",
+                        "1234567890123456789", "12345678901234567890", "0.30000000000000004", "100000000000000000000000"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) number_is(ok[i], strlen(ok[i]));
+    /* not JSON numbers (0), or a number followed by something else */
+    const char *bad[] = {"", "-", "+1", ".5", "1.", "1e", "1e+", "-a", "x", "Infinity", "NaN", "-.5", "1.e5"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) number_is(bad[i], 0);
+    number_is("01", 1);
+    number_is("1.5x", 3);
+    number_is("2,3", 1);
+    number_is("-7]", 2);
+    /* random decimal texts: up to 25 integer and 25 fraction digits, exponents to +-330 */
+    uint64_t st = 88172645463325252ull;
+    char t[96];
+    int fails = 0;
+    for (int it = 0; it < 200000 && fails < 5; it++) {
+        int n = 0;
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        uint64_t r = st;
+        if (r & 1) t[n++] = '-';
+        int idig = (int)((r >> 1) % 26), fdig = (int)((r >> 6) % 26), ex = (int)((r >> 11) % 4);
+        if (idig == 0 || (r >> 16) % 4 == 0) t[n++] = '0';
+        else
+            for (int i = 0; i < idig; i++) {
+                st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+                t[n++] = (char)('0' + (i == 0 ? 1 + st % 9 : st % 10));
+            }
+        if (fdig && (r >> 18) % 3) {
+            t[n++] = '.';
+            for (int i = 0; i < fdig; i++) {
+                st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+                t[n++] = (char)('0' + st % 10);
+            }
+        }
+        if (ex) {
+            t[n++] = (r >> 20) & 1 ? 'e' : 'E';
+            if (ex >= 2) t[n++] = (r >> 21) & 1 ? '-' : '+';
+            n += snprintf(t + n, sizeof t - (size_t)n, "%d", (int)((r >> 22) % (ex == 3 ? 331 : 23)));
+        }
+        t[n] = 0;
+        double got = 0, ref = strtod(t, NULL);
+        size_t used = json_number(t, (size_t)n, &got);
+        if (used != (size_t)n || !same_double(got, ref)) {
+            fails++;
+            EXPECT(0, "'%s': used %zu of %d bytes, %.17g, strtod gives %.17g", t, used, n, got, ref);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_members_in_any_order);
     RUN(test_scalar_arrays);
     RUN(test_bad_structure);
     RUN(test_file_errors);
+    RUN(test_block_boundaries);
+    RUN(test_numbers);
     return test_finish("test_json_scan");
 }

@@ -310,7 +310,7 @@ static int parse_polygons(lvis_ctx *c, ann_part *p, json_span v, lvis_ann *a) {
         int64_t n = p->n_vert - first;
         if (n % 2 || n < 6) degenerate = 1;
         if (GROW(c, p->polys, p->cap_poly, p->n_poly + 1)) return -1;
-        p->polys[p->n_poly++] = (lvis_poly){first, (int)n};
+        p->polys[p->n_poly++] = (lvis_poly){first, n};
         a->n_poly++;
         i = ws(s, i + 1, end);
         if (s[i] == ']') break;

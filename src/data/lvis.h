@@ -67,7 +67,7 @@ typedef struct lvis_ann {
 
 typedef struct lvis_poly {
     int64_t vert;            /* first coordinate in verts (x0, y0, x1, y1, ...) */
-    int n;                   /* coordinates (2 per point) */
+    int64_t n;               /* coordinates (2 per point) */
 } lvis_poly;
 
 typedef struct lvis_skips {
@@ -123,6 +123,9 @@ void lvis_free(lvis_data *d);
 
 /* Where the cache of PATH in this mode lives (see lvis_options.cache_dir); 0 or -1. */
 int lvis_cache_path(const char *path, lvis_mode mode, const char *cache_dir, char *out, size_t n);
+/* Every index in d in range (categories, pools, images, annotations, polygons), so that a
+ * damaged cache cannot send a reader out of bounds; 0, or -1 with the first problem in why. */
+int lvis_check(const lvis_data *d, char *why, size_t whyn);
 /* Image i's full path (the image root joined to its relative path) in buf; returns buf. */
 const char *lvis_image_path(const lvis_data *d, int i, char *buf, size_t n);
 /* One line for the log when this read skipped annotations ("" when none), e.g.

@@ -169,9 +169,7 @@ static int cache_write(const lvis_data *d, const char *cache, const struct stat 
 
 #define BAD(...) return snprintf(why, whyn, __VA_ARGS__), -1
 
-/* Every index in a mapped cache in range (so a damaged cache cannot send a reader out of
- * bounds); 0, or -1 with the first problem in why. */
-static int cache_validate(const lvis_data *d, char *why, size_t whyn) {
+int lvis_check(const lvis_data *d, char *why, size_t whyn) {
     if (d->n_strings && d->strings[d->n_strings - 1] != 0) BAD("the string table is not terminated");
     for (int k = 0; k < d->n_cat; k++)
         if (d->cats[k].name < 0 || d->cats[k].name >= (int64_t)d->n_strings || (unsigned)d->cats[k].freq > 2)
@@ -259,7 +257,7 @@ static int cache_map(lvis_data *d, const char *cache, const struct stat *src, lv
     d->skipped = h->skipped;
     sections(d, ptr, bytes);
     if (checksum(h, ptr) != h->checksum) rc = -1, snprintf(why, whyn, "damaged (checksum mismatch)");
-    else rc = cache_validate(d, why, whyn);
+    else rc = lvis_check(d, why, whyn);
     if (rc) return munmap(map, (size_t)st.st_size), memset(d, 0, sizeof *d), rc;
     d->map = map, d->map_size = (size_t)st.st_size, d->from_cache = 1;
     return 0;
