@@ -63,6 +63,15 @@ static void test_valid_official_keeps_everything(void) {
     lvis_free(&d);
 }
 
+static void run_stats(void *arg) {
+    char **argv = arg;
+    int argc = 0;
+    while (argv[argc]) argc++;
+    exit(stats_main(argc, argv));
+}
+
+/* A bad file: lvis_load fails with one line naming the file, the record and the problem,
+ * and `maskrcnn stats` prints exactly that line after "error: " and exits 1. */
 static void expect_bad(const char *file, lvis_mode mode, const char *want) {
     lvis_data d;
     char err[512] = "", path[256];
@@ -72,6 +81,11 @@ static void expect_bad(const char *file, lvis_mode mode, const char *want) {
     EXPECT(strstr(err, path) == err && strstr(err, want), "%s: got '%s', want '%s'", file, err, want);
     EXPECT(!strchr(err, '\n'), "one line: %s", err);
     EXPECT(d.anns == NULL && d.imgs == NULL, "%s: nothing left allocated", file);
+    char out[1024], line[600];
+    char *argv[] = {"stats", path, mode == LVIS_OFFICIAL ? "--official" : "--no-cache", NULL};
+    int st = test_run_child(run_stats, argv, out, sizeof out);
+    snprintf(line, sizeof line, "error: %s\n", err);
+    EXPECT(st == 1 && !strcmp(out, line), "stats %s: exit %d, printed '%s', want '%s'", file, st, out, line);
 }
 
 static void test_bad_files(void) {
@@ -417,12 +431,6 @@ static void test_repeat_factors(void) {
     lvis_free(&d);
 }
 
-static void run_stats(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(stats_main(argc, argv));
-}
 
 /* lvis_check, which guards mapped caches: each kind of out-of-range index is named. */
 static void test_check_indices(void) {
@@ -476,6 +484,7 @@ static void test_stats_command(void) {
     int st = test_run_child(run_stats, ok, out, sizeof out);
     EXPECT(st == 0, "exit %d: %s", st, out);
     EXPECT(strstr(out, "images       2") && strstr(out, "annotations  3 (skipped: 1 with box w or h <= 0, 1 with a bad polygon)") &&
+               strstr(out, "    first skipped: annotations[3] (box) annotations[4] (polygon)\n") &&
                strstr(out, "categories   2 (rare 1, common 0, frequent 1)") && strstr(out, "mean r 1.342"),
            "output: %s", out);
     char *bad[] = {"stats", FIX "unknown_category.json", NULL};

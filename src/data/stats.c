@@ -94,6 +94,12 @@ int stats_main(int argc, char **argv) {
            "  categories   %d (rare %d, common %d, frequent %d)\n  polygons     %lld (%lld coordinates)\n",
            path, d.n_img, (long long)d.n_ann, (long long)d.skipped.bad_box, (long long)d.skipped.bad_polygon, d.n_cat,
            groups[0], groups[1], groups[2], (long long)d.n_poly, (long long)d.n_vert);
+    if (d.skipped.bad_box || d.skipped.bad_polygon) {
+        printf("    first skipped:");
+        if (d.skipped.bad_box) printf(" annotations[%lld] (box)", (long long)d.skipped.first_bad_box);
+        if (d.skipped.bad_polygon) printf(" annotations[%lld] (polygon)", (long long)d.skipped.first_bad_polygon);
+        printf("\n");
+    }
     int *order = malloc(((size_t)d.n_cat + 1) * sizeof *order);
     double *r = malloc(((size_t)d.n_img + 1) * sizeof *r);
     if (!order || !r) return fprintf(stderr, "error: out of memory\n"), 1;
