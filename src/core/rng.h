@@ -21,6 +21,11 @@
 extern "C" {
 #endif
 
+/* Stream numbers of the consumers (the high 32 bits; a consumer may use the low 32 bits
+ * for sub-streams, e.g. one per sampler pass). */
+#define RNG_STREAM_SAMPLER (UINT64_C(1) << 32)
+#define RNG_STREAM_AUGMENT (UINT64_C(2) << 32)
+
 typedef struct rng {
     uint64_t seed;
     uint64_t stream;

@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int lvis_repeat_factors(const lvis_data *d, double threshold, double *r_img) {
-    int n_with = 0;
-    for (int i = 0; i < d->n_img; i++) n_with += d->imgs[i].n_ann > 0;
-    for (int i = 0; i < d->n_img; i++) {
-        double r = 0;
-        for (int j = 0; j < d->imgs[i].n_ann; j++) {
-            const lvis_category *k = &d->cats[d->anns[d->ann_order[d->imgs[i].first_ann + j]].category];
-            double f = (double)k->images_loaded / n_with;
-            r = fmax(r, fmax(1.0, sqrt(threshold / f)));
-        }
-        r_img[i] = r;
-    }
-    return n_with;
-}
-
 static int by_instances_desc(const void *a, const void *b, void *arg) {
     const lvis_data *d = arg;
     const lvis_category *x = &d->cats[*(const int *)a], *y = &d->cats[*(const int *)b];

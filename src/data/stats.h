@@ -4,15 +4,11 @@
 #define MRC_STATS_H
 
 #include "data/lvis.h"
+#include "data/sampler.h" /* lvis_repeat_factors */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* RFS repeat factors (detectron2's rule): over the images with at least one annotation (N),
- * f(c) = images holding c / N, r(c) = max(1, sqrt(t / f(c))), r(I) = max over I's classes.
- * Fills r_img[n_img] (0 for images without annotations); returns N. */
-int lvis_repeat_factors(const lvis_data *d, double threshold, double *r_img);
 
 int stats_main(int argc, char **argv);
 
