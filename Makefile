@@ -220,6 +220,7 @@ bench: deps
 
 run-bench:
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@if [ "$(LVIS_BENCH)" != 0 ]; then PYTHON="$(PYTHON)" bash scripts/bench-lvis.sh $(BIN); fi
 
 demo: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
@@ -230,7 +231,7 @@ clean:
 
 help:
 	@echo "targets: all (default) test bench demo deps clean"
-	@echo "knobs:   SANITIZE=1 (ASan+UBSan, implies CUDA=0)  DEBUG=1  CUDA=0|1  CUDA_ARCH=90  PYTHON=python3  V=1 (show commands)"
+	@echo "knobs:   SANITIZE=1 (ASan+UBSan, implies CUDA=0)  DEBUG=1  CUDA=0|1  CUDA_ARCH=90  PYTHON=python3  V=1 (show commands)  LVIS_BENCH=0 (bench: skip the LVIS reader benchmark)"
 	@echo "paths:   CUDA_HOME CUDNN_HOME OPENBLAS_INC OPENBLAS_LIB EXTRA_INC EXTRA_LIB DEPS_PREFIX"
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(TEST_BIN:%=%.d) $(BENCH_C:tests/%.c=$(BUILD)/tests/%.d)

@@ -140,6 +140,19 @@ extern "C" void gpu_free(void *p) {
     if (p) CUDA_CHECK(cudaFree(p));
 }
 
+extern "C" void *gpu_host_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky-free error state for the next call */
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void gpu_host_free(void *p) {
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+}
+
 extern "C" void gpu_memset_zero(void *p, size_t bytes) { CUDA_CHECK(cudaMemset(p, 0, bytes)); }
 
 extern "C" void gpu_memcpy_h2d(void *dst, const void *src, size_t bytes) {

@@ -44,6 +44,11 @@ void gpu_close(void *stream, void *copy_stream, void *cublas, void *cudnn);
 void *gpu_malloc(size_t bytes, const char *what);
 void gpu_free(void *p);
 void gpu_memset_zero(void *p, size_t bytes);
+/* Page-locked host memory for fast, asynchronous uploads (the loader's batch buffers);
+ * NULL when it cannot be had (no CUDA, no device, no memory): the caller falls back to
+ * malloc and frees with free. */
+void *gpu_host_alloc(size_t bytes);
+void gpu_host_free(void *p);
 void gpu_memcpy_h2d(void *dst, const void *src, size_t bytes);
 void gpu_memcpy_d2h(void *dst, const void *src, size_t bytes);
 void gpu_memcpy_d2d(void *dst, const void *src, size_t bytes);

@@ -32,6 +32,8 @@ void *gpu_malloc(size_t bytes, const char *what) {
     FATAL("GPU allocation of %zu bytes for %s: %s", bytes, what, NO_CUDA);
 }
 void gpu_free(void *p) { (void)p; }
+void *gpu_host_alloc(size_t bytes) { (void)bytes; return NULL; }
+void gpu_host_free(void *p) { (void)p; }
 void gpu_memset_zero(void *p, size_t bytes) { (void)p, (void)bytes; FATAL("gpu_memset_zero: %s", NO_CUDA); }
 void gpu_memcpy_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; FATAL("gpu_memcpy_h2d: %s", NO_CUDA); }
 void gpu_memcpy_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; FATAL("gpu_memcpy_d2h: %s", NO_CUDA); }
