@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/selfcheck.h"
+#include "data/data_cmd.h"
 #include "data/stats.h"
 
 typedef struct command {
@@ -15,6 +16,7 @@ typedef struct command {
 static const command commands[] = {
     {"selfcheck", selfcheck_main, "check the build, the libraries and the device; CPU sgemm rate"},
     {"stats", stats_main, "what an LVIS annotation file holds: counts, r/c/f, RFS repeat factors"},
+    {"data", data_main, "run the training data loader on a data set: batches, speed, bad images"},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 
