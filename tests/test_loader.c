@@ -10,6 +10,7 @@
  * line; max_gt is enforced; a cursor resumes the same batches. */
 #include "test.h"
 
+#include "data/data_cmd.h"
 #include "data/jpeg.h"
 #include "data/loader.h"
 #include "data/transform.h"
@@ -307,6 +308,41 @@ static void test_wrong_root_and_limits(void) {
     EXPECT(!loader_new(&data, &c, err, sizeof err) && strstr(err, "prefetch 0 is not in [1, 64]"), "%s", err);
 }
 
+static void run_data(void *arg) {
+    char **argv = arg;
+    int argc = 0;
+    while (argv[argc]) argc++;
+    exit(data_main(argc, argv));
+}
+
+/* `maskrcnn data` pointed at the folder: batches listed, bad images counted, a dump written. */
+static void test_data_command(void) {
+    char ann[512], dump[512], out[65536], ppm[600];
+    snprintf(ann, sizeof ann, "%s/ann.json", dir);
+    snprintf(dump, sizeof dump, "%s/dump", dir);
+    char *argv[] = {"data", ann, "--images", dir, "--batches", "12", "--batch", "3", "--threads", "2", "--dump", dump, NULL};
+    int st = test_run_child(run_data, argv, out, sizeof out);
+    EXPECT(st == 0, "exit %d: %s", st, out);
+    const char *sum = strstr(out, "12 batches, ");
+    long left = -1, un = -1, nj = -1, tr = -1, co = -1, sz = -1;
+    EXPECT(sum && sscanf(strstr(sum, "; ") ? strstr(sum, "; ") + 2 : "", "waiting for data %*f s; %ld images left out (%ld "
+                         "unreadable, %ld not JPEG, %ld truncated, %ld corrupt, %ld size mismatch)",
+                         &left, &un, &nj, &tr, &co, &sz) == 6,
+           "no summary line in: %s", out);
+    /* each bad image is left out every time it is drawn: at least once in 36 draws */
+    EXPECT(un >= 1 && nj >= 1 && tr >= 1 && co == 0 && sz >= 1 && left == un + nj + tr + sz, "summary: %s", sum ? sum : "");
+    EXPECT(strstr(out, "batch 0: ") && strstr(out, "cut.jpg: truncated") && strstr(out, "text.jpg: not a JPEG"),
+           "output: %s", out);
+    snprintf(ppm, sizeof ppm, "%s/batch0_image0.ppm", dump);
+    FILE *f = fopen(ppm, "rb");
+    int w = 0, h = 0;
+    EXPECT(f && fscanf(f, "P6 %d %d 255", &w, &h) == 2 && w > 0 && h > 0, "no dump at %s", ppm);
+    if (f) fclose(f);
+    char *bad[] = {"data", ann, NULL};
+    st = test_run_child(run_data, bad, out, sizeof out);
+    EXPECT(st == 2 && strstr(out, "--images DIR is required"), "exit %d: %s", st, out);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/mrc_test_loader.XXXXXX");
     if (!mkdtemp(dir)) return fprintf(stderr, "test_loader: cannot create %s\n", dir), 1;
@@ -319,6 +355,7 @@ int main(void) {
     RUN(test_threads_agree_and_content);
     RUN(test_cursor_resume);
     RUN(test_wrong_root_and_limits);
+    RUN(test_data_command);
     lvis_free(&data);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

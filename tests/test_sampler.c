@@ -39,6 +39,13 @@ static void test_repeat_factors_by_hand(void) {
     EXPECT(s.n == 10, "the training set has %d images, want 10", s.n);
     EXPECT(sampler_epoch_images(&s) == 16, "mmdet epoch %.4f, want 16", sampler_epoch_images(&s));
     sampler_free(&s);
+    s = make(SAMPLER_RFS_MMDET, 3, 1, 1);
+    EXPECT(sampler_epoch_iterations(&s) == 6, "mmdet epoch of batch 3: %lld iterations, want ceil(16 / 3) = 6",
+           (long long)sampler_epoch_iterations(&s));
+    sampler_free(&s);
+    s = make(SAMPLER_RFS_MMDET, 4, 1, 1);
+    EXPECT(sampler_epoch_iterations(&s) == 4, "batch 4: %lld, want 16 / 4 = 4", (long long)sampler_epoch_iterations(&s));
+    sampler_free(&s);
     s = make(SAMPLER_RFS_D2, 1, 0, 1);
     EXPECT(fabs(sampler_epoch_images(&s) - (8 + 4 * sqrt(1.8))) < 1e-12, "d2 epoch %.6f", sampler_epoch_images(&s));
     sampler_free(&s);

@@ -174,12 +174,12 @@ int data_main(int argc, char **argv) {
             break;
         }
         if (!quiet) {
-            printf("batch %lld: %d images, canvas %dx%d, %d instances, data_time %.3f s\n", (long long)b->index, b->n,
+            printf("batch %lld: %d images, canvas %dx%d (h x w), %d instances, data_time %.3f s\n", (long long)b->index, b->n,
                    b->canvas_h, b->canvas_w, b->n_gt, loader_get_counts(l)->last_wait_s);
             for (int i = 0; i < b->n; i++) {
                 char p[2048];
                 const loader_image *im = &b->img[i];
-                printf("  image id %-8lld %4dx%-4d -> %4dx%-4d%s %3d instances  %s\n", (long long)d.imgs[im->index].id,
+                printf("  image id %-8lld %4dx%-4d -> %4dx%-4d (h x w)%s %3d instances  %s\n", (long long)d.imgs[im->index].id,
                        im->orig_h, im->orig_w, im->h, im->w, im->flipped ? " flipped" : "        ", im->n_gt,
                        lvis_image_path(&d, im->index, p, sizeof p));
             }

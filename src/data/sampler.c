@@ -159,3 +159,5 @@ double sampler_epoch_images(const sampler *s) {
         sum += s->cfg.kind == SAMPLER_RFS_D2 ? s->repeat[i] : s->cfg.kind == SAMPLER_RFS_MMDET ? ceil(s->repeat[i]) : 1;
     return sum;
 }
+
+int64_t sampler_epoch_iterations(const sampler *s) { return (int64_t)ceil(sampler_epoch_images(s) / s->cfg.batch - 1e-9); }

@@ -78,6 +78,9 @@ int sampler_set_cursor(sampler *s, const sampler_cursor *c, char *err, size_t er
 /* Images in one pass: n (uniform), the expected sum of r(I) (d2) or sum of ceil(r(I))
  * (mmdet). The trainer converts epochs to iterations with it: epoch_images / batch. */
 double sampler_epoch_images(const sampler *s);
+/* Iterations in one epoch: ceil(epoch_images / batch) (mmdet's len(dataloader) when one
+ * process holds the whole batch). */
+int64_t sampler_epoch_iterations(const sampler *s);
 
 /* RFS repeat factors (detectron2's rule): over the images with at least one annotation (N),
  * f(c) = images holding c / N, r(c) = max(1, sqrt(t / f(c))), r(I) = max over I's classes.
