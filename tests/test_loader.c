@@ -253,6 +253,28 @@ static void test_threads_agree_and_content(void) {
     for (int k = 0; k < RUN_BATCHES; k++) drop(&ref[k]);
 }
 
+/* A coarse canvas_step: one canvas per orientation group, the largest the group can need
+ * (short sides up to 56 -> 64, long sides up to 80 -> 80 at divisibility 16), content intact. */
+static void test_fixed_canvas(void) {
+    loader_config c = small_config(2);
+    c.canvas_step = 1024;
+    char err[512] = "";
+    loader *l = loader_new(&data, &c, err, sizeof err);
+    REQUIRE(l, "%s", err);
+    for (int k = 0; k < 10; k++) {
+        const loader_batch *b = loader_next(l, err, sizeof err);
+        REQUIRE(b, "%s", err);
+        int want_h = b->group == 0 ? 64 : 80, want_w = b->group == 0 ? 80 : 64;
+        EXPECT(b->canvas_h == want_h && b->canvas_w == want_w, "batch %lld (group %d): canvas %dx%d, want %dx%d",
+               (long long)b->index, b->group, b->canvas_h, b->canvas_w, want_h, want_w);
+        check_batch(b, &c);
+    }
+    loader_free(l);
+    c.canvas_step = 40;
+    EXPECT(!loader_new(&data, &c, err, sizeof err) && strstr(err, "canvas_step 40 is not a multiple of size_divisibility 16"),
+           "%s", err);
+}
+
 static void test_cursor_resume(void) {
     loader_config c = small_config(2);
     char err[512] = "";
@@ -353,6 +375,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/ann.json", dir);
     if (lvis_load(&data, path, dir, LVIS_STRICT, err, sizeof err)) return fprintf(stderr, "test_loader: %s\n", err), 1;
     RUN(test_threads_agree_and_content);
+    RUN(test_fixed_canvas);
     RUN(test_cursor_resume);
     RUN(test_wrong_root_and_limits);
     RUN(test_data_command);

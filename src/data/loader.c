@@ -252,7 +252,20 @@ static int dispatch(loader *l, slot *s, char *err, size_t errn) {
         if (st->nh > ch) ch = st->nh;
         if (st->nw > cw) cw = st->nw;
     }
-    s->b.canvas_h = ceil_to(ch, c->size_divisibility), s->b.canvas_w = ceil_to(cw, c->size_divisibility);
+    /* the largest canvas this batch's group can need: landscape images (w > h) have the
+     * short side as height, portrait and square ones as width; ungrouped batches mix both */
+    int max_short = 0;
+    for (int k = 0; k < c->n_short; k++)
+        if (c->short_sizes[k] > max_short) max_short = c->short_sizes[k];
+    int short_cap = ceil_to(max_short < c->max_size ? max_short : c->max_size, c->size_divisibility);
+    int long_cap = ceil_to(c->max_size, c->size_divisibility);
+    int cap_h = !c->sampler.group_aspect ? long_cap : s->b.group == 0 ? short_cap : long_cap;
+    int cap_w = !c->sampler.group_aspect ? long_cap : s->b.group == 0 ? long_cap : short_cap;
+    int step = c->canvas_step ? c->canvas_step : c->size_divisibility;
+    ch = ceil_to(ch, c->size_divisibility), cw = ceil_to(cw, c->size_divisibility);
+    int sh = ceil_to(ch, step), sw = ceil_to(cw, step);
+    s->b.canvas_h = sh < cap_h ? sh : ch > cap_h ? ch : cap_h;
+    s->b.canvas_w = sw < cap_w ? sw : cw > cap_w ? cw : cap_w;
     size_t need = (size_t)s->n * (size_t)s->b.canvas_h * (size_t)s->b.canvas_w * 3;
     if (need > s->pixel_cap) { /* grows during warm-up only: the canvas sizes are bounded */
         if (s->pinned) gpu_host_free(s->b.pixels);
@@ -389,6 +402,9 @@ static int check_config(const loader_config *c, char *err, size_t errn) {
     if (!(c->flip_prob >= 0 && c->flip_prob <= 1)) return fail(err, errn, "loader: flip probability %g is not in [0, 1]", c->flip_prob);
     if (c->size_divisibility < 1 || c->size_divisibility > 1024)
         return fail(err, errn, "loader: size divisibility %d is not in [1, 1024]", c->size_divisibility);
+    if (c->canvas_step < 0 || (c->canvas_step && c->canvas_step % c->size_divisibility))
+        return fail(err, errn, "loader: canvas_step %d is not a multiple of size_divisibility %d", c->canvas_step,
+                    c->size_divisibility);
     if (c->max_gt < 1 || c->max_gt > 100000) return fail(err, errn, "loader: max_gt %d is not in [1, 100000]", c->max_gt);
     for (int k = 0; k < 3; k++)
         if (!(c->std[k] > 0) || !isfinite(c->mean[k]))

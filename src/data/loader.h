@@ -6,7 +6,8 @@
  * and decoded (jpeg.h), resized (PIL's bilinear, detectron2's size rule), flipped,
  * normalised and written into the batch's zero-padded canvas; its instances are
  * transformed with it and those left empty are dropped (transform.h). The canvas is the
- * batch's largest resized height and width, each rounded up to size_divisibility.
+ * batch's largest resized height and width, each rounded up to size_divisibility (or to
+ * canvas_step, see there).
  *
  * Determinism: the draws for image slot i of batch k come from the counter-based rng at a
  * position fixed by (seed, k, i), and the sampler is consumed in batch order by one thread,
@@ -49,6 +50,11 @@ typedef struct loader_config {
     int bgr;                /* 1: channel 0 is blue (detectron2's BGR format) */
     float mean[3], std[3];  /* in the output channel order */
     int size_divisibility;  /* 32 */
+    int canvas_step;        /* canvas sides rounded up to a multiple of this (a multiple of
+                               size_divisibility; 0: size_divisibility, detectron2's per-batch
+                               canvas), capped at the largest canvas the batch's orientation
+                               group can need: a coarse step gives a few canvas shapes that
+                               repeat (DESIGN §5), a huge one a single canvas per group */
     int max_gt;             /* instances kept per image, at most */
     int pinned;             /* 1: page-locked batch buffers when CUDA can give them */
 } loader_config;
