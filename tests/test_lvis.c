@@ -133,6 +133,29 @@ static void test_official_details(void) {
     lvis_free(&d);
 }
 
+/* Official mode keeps the JSON's doubles (bbox, polygon coordinates) beside the floats:
+ * 0.1 as a double is not (double)0.1f. Strict mode has none. */
+static void test_official_doubles(void) {
+    lvis_data d;
+    char err[512] = "";
+    REQUIRE(lvis_load(&d, FIX "official_doubles.json", NULL, LVIS_OFFICIAL, err, sizeof err) == 0, "%s", err);
+    REQUIRE(d.ann_bbox_d && d.verts_d, "no doubles in official mode");
+    const lvis_ann *a = &d.anns[0];
+    const double *bb = d.ann_bbox_d;
+    EXPECT(bb[0] == 0.1 && bb[1] == 0.2 && bb[2] == 10.3 && bb[3] == 20.7, "bbox %.17g %.17g %.17g %.17g", bb[0], bb[1],
+           bb[2], bb[3]);
+    EXPECT(a->bbox[0] == 0.1f && (double)a->bbox[0] != 0.1, "the float copy");
+    const double *v = d.verts_d + d.polys[a->poly].vert;
+    EXPECT(v[0] == 0.1 && v[1] == 0.3 && v[2] == 10.7 && v[5] == 20.9, "coordinates %.17g %.17g", v[0], v[5]);
+    /* annotation 3 (record 2) has two polygons: its doubles follow at the same offsets */
+    const lvis_ann *a3 = &d.anns[2];
+    EXPECT(d.ann_bbox_d[4 * 2 + 2] == 10 && d.verts_d[d.polys[a3->poly + 1].vert + 6] == 4, "annotation 3");
+    lvis_free(&d);
+    REQUIRE(lvis_load(&d, FIX "official_doubles.json", NULL, LVIS_STRICT, err, sizeof err) == 0, "%s", err);
+    EXPECT(!d.ann_bbox_d && !d.verts_d, "strict mode keeps no doubles");
+    lvis_free(&d);
+}
+
 /* valid.json (strict) skips records 3 (w = 0) and 4 (5 coordinates). */
 static void test_skip_summary(void) {
     lvis_data d;
@@ -264,7 +287,9 @@ static int same_data(const lvis_data *a, const lvis_data *b) {
            a->n_vert == b->n_vert && a->n_cat_pool == b->n_cat_pool && a->n_strings == b->n_strings &&
            !memcmp(&a->skipped, &b->skipped, sizeof a->skipped) && SAME(cats, a->n_cat) && SAME(imgs, a->n_img) &&
            SAME(anns, a->n_ann) && SAME(ann_order, a->n_ann) && SAME(polys, a->n_poly) && SAME(verts, a->n_vert) &&
-           SAME(cat_pool, a->n_cat_pool) && SAME(strings, a->n_strings) && SAME(img_ids_sorted, 2 * a->n_img);
+           SAME(cat_pool, a->n_cat_pool) && SAME(strings, a->n_strings) && SAME(img_ids_sorted, 2 * a->n_img) &&
+           !a->ann_bbox_d == !b->ann_bbox_d && !a->verts_d == !b->verts_d &&
+           (!a->ann_bbox_d || SAME(ann_bbox_d, 4 * a->n_ann)) && (!a->verts_d || SAME(verts_d, a->n_vert));
 #undef SAME
 }
 
@@ -293,6 +318,14 @@ static void test_threads_agree(void) {
         lvis_free(&many);
     }
     lvis_free(&one);
+    /* official mode, with its doubles */
+    REQUIRE(lvis_parse(&one, path, NULL, LVIS_OFFICIAL, 1, 0, err, sizeof err) == 0, "%s", err);
+    REQUIRE(lvis_parse(&many, path, NULL, LVIS_OFFICIAL, 3, 0, err, sizeof err) == 0, "%s", err);
+    EXPECT(one.verts_d && same_data(&one, &many), "official: 3 threads read something else than 1");
+    int64_t v0 = one.polys[one.anns[0].poly].vert;
+    EXPECT((float)one.verts_d[v0] == one.verts[v0],
+           "the double and the float of a coordinate disagree: %.17g vs %.9g", one.verts_d[v0], one.verts[v0]);
+    lvis_free(&one), lvis_free(&many);
     gen_free(&t);
 }
 
@@ -371,10 +404,15 @@ static void test_cache(void) {
     char buf[256];
     EXPECT(!strcmp(lvis_image_path(&mapped, 0, buf, sizeof buf), "/r/train2017/1.jpg"), "%s", buf);
     lvis_free(&parsed), lvis_free(&mapped);
-    /* another mode, another cache */
+    /* another mode, another cache, with the doubles */
     open_args off = {path, dir, LVIS_OFFICIAL};
     open_expect(&off, 0, NULL, "official, first read");
     open_expect(&off, 1, NULL, "official, second read");
+    opt.mode = LVIS_OFFICIAL;
+    REQUIRE(lvis_parse(&parsed, path, NULL, LVIS_OFFICIAL, 1, 0, err, sizeof err) == 0, "%s", err);
+    REQUIRE(lvis_open(&mapped, path, &opt, err, sizeof err) == 0, "%s", err);
+    EXPECT(mapped.from_cache == 1 && mapped.verts_d && same_data(&parsed, &mapped), "official cache differs from the parse");
+    lvis_free(&parsed), lvis_free(&mapped);
     /* the source changes: rebuilt */
     set_mtime(path, 1700000100);
     open_expect(&o, 0, "is out of date (the source changed since it was written); rebuilding it", "touched source");
@@ -508,6 +546,7 @@ int main(void) {
     RUN(test_stats_command);
     RUN(test_official_details);
     RUN(test_skip_summary);
+    RUN(test_official_doubles);
     RUN(test_threads_agree);
     RUN(test_first_error_wins);
     RUN(test_cache);

@@ -265,7 +265,8 @@ typedef struct ann_part {
     lvis_ann *anns;
     lvis_poly *polys;
     float *verts;
-    int64_t n_ann, n_poly, n_vert, cap_ann, cap_poly, cap_vert;
+    double *bbox_d, *verts_d; /* official mode: the JSON's doubles */
+    int64_t n_ann, n_poly, n_vert, cap_ann, cap_poly, cap_vert, cap_bbox_d, cap_verts_d;
     lvis_skips skipped;
     char *buf;               /* the record without its segmentation, for cJSON */
     int64_t cap_buf;
@@ -301,6 +302,10 @@ static int parse_polygons(lvis_ctx *c, ann_part *p, json_span v, lvis_ann *a) {
                 float f = (float)x;
                 if (!isfinite(f)) return lvis_fail(c, "a polygon coordinate is not finite");
                 if (GROW(c, p->verts, p->cap_vert, p->n_vert + 1)) return -1;
+                if (c->d->mode == LVIS_OFFICIAL) {
+                    if (GROW(c, p->verts_d, p->cap_verts_d, p->n_vert + 1)) return -1;
+                    p->verts_d[p->n_vert] = x;
+                }
                 p->verts[p->n_vert++] = f;
                 i = ws(s, i + k, end);
                 if (s[i] == ']') break;
@@ -398,11 +403,13 @@ static int ann_record(lvis_ctx *c, ann_part *p, json_span rec) {
     if (get_number(c, o, "area", d->mode == LVIS_OFFICIAL, 0, &area) < 0) goto out;
     int k = 0;
     const cJSON *v;
+    double bbox_d[4];
     cJSON_ArrayForEach(v, bb) {
         if (!cJSON_IsNumber(v) || !isfinite((float)v->valuedouble)) {
             lvis_fail(c, "'bbox' holds a non-finite or non-number value");
             goto out;
         }
+        bbox_d[k] = v->valuedouble;
         a.bbox[k++] = (float)v->valuedouble;
     }
     a.id = (int64_t)id, a.image = ii, a.category = ci, a.area = area, a.record = c->index;
@@ -424,10 +431,12 @@ static int ann_record(lvis_ctx *c, ann_part *p, json_span rec) {
             goto out;
         }
     }
-    if (GROW(c, p->anns, p->cap_ann, p->n_ann + 1)) {
+    if (GROW(c, p->anns, p->cap_ann, p->n_ann + 1) ||
+        (d->mode == LVIS_OFFICIAL && GROW(c, p->bbox_d, p->cap_bbox_d, 4 * (p->n_ann + 1)))) {
         bad = -1;
         goto out;
     }
+    if (d->mode == LVIS_OFFICIAL) memcpy(p->bbox_d + 4 * p->n_ann, bbox_d, sizeof bbox_d);
     p->anns[p->n_ann++] = a;
 out:
     cJSON_Delete(o);
@@ -513,11 +522,20 @@ static int parse_annotations(lvis_ctx *c, json_span arr, int threads, int progre
         if (polys) p[0].polys = polys;
         float *verts = realloc(p[0].verts, (size_t)(nv ? nv : 1) * sizeof *verts);
         if (verts) p[0].verts = verts;
-        if (!anns || !polys || !verts) rc = lvis_fail(c, "out of memory");
+        int ok = anns && polys && verts;
+        if (d->mode == LVIS_OFFICIAL) {
+            double *bb = realloc(p[0].bbox_d, (size_t)(na ? na : 1) * 4 * sizeof *bb);
+            if (bb) p[0].bbox_d = bb;
+            double *vd = realloc(p[0].verts_d, (size_t)(nv ? nv : 1) * sizeof *vd);
+            if (vd) p[0].verts_d = vd;
+            ok = ok && bb && vd;
+        }
+        if (!ok) rc = lvis_fail(c, "out of memory");
     }
     if (!rc) {
         d->anns = p[0].anns, d->polys = p[0].polys, d->verts = p[0].verts;
-        p[0].anns = NULL, p[0].polys = NULL, p[0].verts = NULL;
+        d->ann_bbox_d = p[0].bbox_d, d->verts_d = p[0].verts_d;
+        p[0].anns = NULL, p[0].polys = NULL, p[0].verts = NULL, p[0].bbox_d = NULL, p[0].verts_d = NULL;
         d->n_ann = p[0].n_ann, d->n_poly = p[0].n_poly, d->n_vert = p[0].n_vert;
         d->skipped = p[0].skipped;
         for (int t = 1; t < threads; t++) {
@@ -532,9 +550,13 @@ static int parse_annotations(lvis_ctx *c, json_span arr, int threads, int progre
                 d->polys[d->n_poly + i] = q;
             }
             if (p[t].n_vert) memcpy(d->verts + d->n_vert, p[t].verts, (size_t)p[t].n_vert * sizeof *d->verts);
+            if (d->mode == LVIS_OFFICIAL) {
+                if (p[t].n_ann) memcpy(d->ann_bbox_d + 4 * d->n_ann, p[t].bbox_d, (size_t)p[t].n_ann * 4 * sizeof(double));
+                if (p[t].n_vert) memcpy(d->verts_d + d->n_vert, p[t].verts_d, (size_t)p[t].n_vert * sizeof(double));
+            }
             d->n_ann += p[t].n_ann, d->n_poly += p[t].n_poly, d->n_vert += p[t].n_vert;
-            free(p[t].anns), free(p[t].polys), free(p[t].verts);
-            p[t].anns = NULL, p[t].polys = NULL, p[t].verts = NULL;
+            free(p[t].anns), free(p[t].polys), free(p[t].verts), free(p[t].bbox_d), free(p[t].verts_d);
+            p[t].anns = NULL, p[t].polys = NULL, p[t].verts = NULL, p[t].bbox_d = NULL, p[t].verts_d = NULL;
             lvis_skips *k = &d->skipped, *q = &p[t].skipped;
             if (q->bad_box && (!k->bad_box || q->first_bad_box < k->first_bad_box)) k->first_bad_box = q->first_bad_box;
             if (q->bad_polygon && (!k->bad_polygon || q->first_bad_polygon < k->first_bad_polygon))
@@ -542,7 +564,8 @@ static int parse_annotations(lvis_ctx *c, json_span arr, int threads, int progre
             k->bad_box += q->bad_box, k->bad_polygon += q->bad_polygon;
         }
     }
-    for (int t = 0; t < threads; t++) free(p[t].anns), free(p[t].polys), free(p[t].verts), free(p[t].buf);
+    for (int t = 0; t < threads; t++)
+        free(p[t].anns), free(p[t].polys), free(p[t].verts), free(p[t].buf), free(p[t].bbox_d), free(p[t].verts_d);
     free(p), free(tid), free(spans);
     return rc;
 }
@@ -691,6 +714,7 @@ void lvis_free(lvis_data *d) {
         munmap(d->map, d->map_size);
     } else {
         free(d->cats), free(d->imgs), free(d->anns), free(d->ann_order), free(d->polys), free(d->verts);
+        free(d->ann_bbox_d), free(d->verts_d);
         free(d->cat_pool), free(d->strings), free(d->img_ids_sorted);
     }
     char path[1024];

@@ -91,6 +91,11 @@ typedef struct lvis_data {
     char *strings;
     size_t n_strings;
     int64_t *img_ids_sorted; /* (id, index) pairs for lookups: [2 * n_img] */
+    /* official mode only (NULL in strict mode): the JSON's doubles, which the evaluator
+     * needs for exact agreement with lvis-api (floats change box IoUs and the rasteriser's
+     * rounding at x * 5 + 0.5 edges) */
+    double *ann_bbox_d;      /* [4 * n_ann] each annotation's bbox x, y, w, h */
+    double *verts_d;         /* [n_vert] the polygon coordinates, same offsets as verts */
     lvis_skips skipped;
     void *map;               /* non-NULL: the arrays point into this mapped cache file */
     size_t map_size;

@@ -3,12 +3,13 @@
  * File layout (little-endian, the host's struct layout; version and struct sizes in the
  * header, so a build with another layout rebuilds instead of misreading):
  *   header (struct cache_header, 512 bytes)
- *   9 sections, each at a 64-byte aligned offset: cats, imgs, anns, ann_order, polys,
- *   verts, cat_pool, strings, img_ids_sorted — exactly the arrays of lvis_data, so a later
+ *   11 sections, each at a 64-byte aligned offset: cats, imgs, anns, ann_order, polys,
+ *   verts, cat_pool, strings, img_ids_sorted, and in official mode ann_bbox_d and verts_d
+ *   (empty in strict mode) — exactly the arrays of lvis_data, so a later
  *   run maps the file and points lvis_data into it (nothing is parsed or copied).
  * A cache is used only when its header names the same source size and mtime, the same
  * mode, version and layout; then its checksum (every section but the polygon coordinates,
- * which are most of the bytes) and every index in it are checked, so a damaged cache is
+ * float and double, which are most of the bytes) and every index in it are checked, so a damaged cache is
  * reported and rebuilt, never followed out of bounds. Written to a temporary name and
  * renamed, so a reader never sees half a cache. */
 #include "data/lvis.h"
@@ -24,9 +25,9 @@
 #include <unistd.h>
 
 #define CACHE_MAGIC "MRCLVIS\x1a"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u
 #define CACHE_ENDIAN 0x01020304u
-#define CACHE_SECTIONS 9
+#define CACHE_SECTIONS 11
 #define CACHE_ALIGN 64
 #define CACHE_AUTO_BYTES (8ll << 20)
 
@@ -45,7 +46,7 @@ typedef struct cache_header {
 } cache_header;
 _Static_assert(sizeof(cache_header) == 512, "the cache header is 512 bytes");
 
-enum { S_CATS, S_IMGS, S_ANNS, S_ORDER, S_POLYS, S_VERTS, S_POOL, S_STRINGS, S_IDS };
+enum { S_CATS, S_IMGS, S_ANNS, S_ORDER, S_POLYS, S_VERTS, S_POOL, S_STRINGS, S_IDS, S_BBOX_D, S_VERTS_D };
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
     /* 64-bit words, multiply-xor (FNV-like); fast enough for ~100 MB in tens of ms */
@@ -72,6 +73,9 @@ static void sections(const lvis_data *d, const void **ptr, uint64_t *bytes) {
     ptr[S_POOL] = d->cat_pool, bytes[S_POOL] = (uint64_t)d->n_cat_pool * sizeof *d->cat_pool;
     ptr[S_STRINGS] = d->strings, bytes[S_STRINGS] = (uint64_t)d->n_strings;
     ptr[S_IDS] = d->img_ids_sorted, bytes[S_IDS] = (uint64_t)d->n_img * 2 * sizeof *d->img_ids_sorted;
+    int off = d->mode == LVIS_OFFICIAL; /* the doubles exist in official mode only */
+    ptr[S_BBOX_D] = d->ann_bbox_d, bytes[S_BBOX_D] = off ? (uint64_t)d->n_ann * 4 * sizeof(double) : 0;
+    ptr[S_VERTS_D] = d->verts_d, bytes[S_VERTS_D] = off ? (uint64_t)d->n_vert * sizeof(double) : 0;
 }
 
 static uint64_t checksum(const cache_header *h, const void *const *ptr) {
@@ -79,7 +83,7 @@ static uint64_t checksum(const cache_header *h, const void *const *ptr) {
     c.checksum = 0;
     uint64_t x = hash_bytes(0xcbf29ce484222325ull, &c, sizeof c);
     for (int s = 0; s < CACHE_SECTIONS; s++)
-        if (s != S_VERTS && h->bytes[s]) x = hash_bytes(x, ptr[s], h->bytes[s]);
+        if (s != S_VERTS && s != S_VERTS_D && h->bytes[s]) x = hash_bytes(x, ptr[s], h->bytes[s]);
     return x;
 }
 
@@ -116,7 +120,7 @@ int lvis_cache_path(const char *path, lvis_mode mode, const char *cache_dir, cha
 
 /* mkdir -p of the directory part of file. */
 static int make_dirs(const char *file) {
-    char p[PATH_MAX];
+    char p[PATH_MAX + 128];
     snprintf(p, sizeof p, "%s", file);
     char *slash = strrchr(p, '/');
     if (!slash || slash == p) return 0;
@@ -144,7 +148,7 @@ static int cache_write(const lvis_data *d, const char *cache, const struct stat 
     }
     h.file_bytes = at;
     h.checksum = checksum(&h, ptr);
-    char tmp[PATH_MAX + 32];
+    char tmp[PATH_MAX + 128];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cache, (long)getpid());
     if (make_dirs(cache)) return snprintf(why, whyn, "cannot create its directory: %s", strerror(errno)), -1;
     FILE *f = fopen(tmp, "wb");
@@ -254,6 +258,10 @@ static int cache_map(lvis_data *d, const char *cache, const struct stat *src, lv
     d->cat_pool = (int32_t *)(base + h->offset[S_POOL]);
     d->strings = base + h->offset[S_STRINGS];
     d->img_ids_sorted = (int64_t *)(base + h->offset[S_IDS]);
+    if (mode == LVIS_OFFICIAL) {
+        d->ann_bbox_d = (double *)(base + h->offset[S_BBOX_D]);
+        d->verts_d = (double *)(base + h->offset[S_VERTS_D]);
+    }
     d->skipped = h->skipped;
     sections(d, ptr, bytes);
     if (checksum(h, ptr) != h->checksum) rc = -1, snprintf(why, whyn, "damaged (checksum mismatch)");
