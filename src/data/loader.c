@@ -12,6 +12,7 @@
 
 #include "core/gpu.h"
 #include "core/rng.h"
+#include "core/util.h"
 #include "data/transform.h"
 
 #include <math.h>
@@ -86,15 +87,6 @@ struct loader {
     int stop;
 };
 
-static int fail(char *err, size_t errn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errn, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errn) vsnprintf(err, errn, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static double now_s(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -113,16 +105,7 @@ void loader_config_default(loader_config *c, int batch, uint64_t seed) {
     c->size_divisibility = 32, c->max_gt = 1000, c->pinned = 1;
 }
 
-static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    int64_t n = *cap ? *cap : 256;
-    while (n < need) n *= 2;
-    void *q = realloc(*p, (size_t)n * elem);
-    if (!q) return -1;
-    *p = q, *cap = n;
-    return 0;
-}
-#define GROW(ptr, cap, need) grow((void **)&(ptr), &(cap), (need), sizeof *(ptr))
+#define GROW(ptr, cap, need) MRC_GROW(ptr, cap, need)
 
 /* ---- one image ------------------------------------------------------------------------- */
 
@@ -273,7 +256,7 @@ static int dispatch(loader *l, slot *s, char *err, size_t errn) {
         s->b.pixels = c->pinned ? gpu_host_alloc(need * sizeof(float)) : NULL;
         s->pinned = s->b.pixels != NULL;
         if (!s->b.pixels) s->b.pixels = malloc(need * sizeof(float));
-        if (!s->b.pixels) return s->pixel_cap = 0, fail(err, errn, "loader: out of memory for a %zu MB batch", need * 4 >> 20);
+        if (!s->b.pixels) return s->pixel_cap = 0, mrc_fail(err, errn, "loader: out of memory for a %zu MB batch", need * 4 >> 20);
         s->pixel_cap = need;
     }
     if (l->n_threads == 0) {
@@ -311,7 +294,7 @@ static int assemble(loader *l, slot *s, char *err, size_t errn) {
         l->tried++;
         if (st->too_many) {
             char path[2048];
-            return fail(err, errn, "%s: image id %lld has more than max_gt = %d instances; raise the limit",
+            return mrc_fail(err, errn, "%s: image id %lld has more than max_gt = %d instances; raise the limit",
                         lvis_image_path(l->d, st->index, path, sizeof path), (long long)l->d->imgs[st->index].id,
                         l->cfg.max_gt);
         }
@@ -338,13 +321,13 @@ static int assemble(loader *l, slot *s, char *err, size_t errn) {
     }
     memset(b->img + b->n, 0, (size_t)(SAMPLER_MAX_BATCH - b->n) * sizeof *b->img); /* no stale entries */
     if (l->succeeded == 0 && l->tried >= 64)
-        return fail(err, errn, "no image could be read in the first %lld tried (is the image root right?); the first: %s",
+        return mrc_fail(err, errn, "no image could be read in the first %lld tried (is the image root right?); the first: %s",
                     (long long)l->tried, l->first_err);
     if (GROW(b->gt_box, s->cap_box, 4 * n_gt) || GROW(b->gt_class, s->cap_cls, n_gt) ||
         GROW(b->gt_first_poly, s->cap_first, n_gt) || GROW(b->gt_n_poly, s->cap_npoly, n_gt) ||
         GROW(b->poly_first, s->cap_pfirst, n_poly) || GROW(b->poly_n, s->cap_pn, n_poly) ||
         GROW(b->verts, s->cap_vert, n_vert))
-        return fail(err, errn, "loader: out of memory");
+        return mrc_fail(err, errn, "loader: out of memory");
     b->n_gt = 0, b->n_poly = 0, b->n_vert = 0;
     for (int k = 0; k < b->n; k++) {
         const stage *st = &s->st[from[k]];
@@ -391,24 +374,24 @@ const loader_counts *loader_get_counts(const loader *l) { return &l->counts; }
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 static int check_config(const loader_config *c, char *err, size_t errn) {
-    if (c->threads < 0 || c->threads > 256) return fail(err, errn, "loader: threads %d is not in [0, 256]", c->threads);
-    if (c->prefetch < 1 || c->prefetch > 64) return fail(err, errn, "loader: prefetch %d is not in [1, 64]", c->prefetch);
+    if (c->threads < 0 || c->threads > 256) return mrc_fail(err, errn, "loader: threads %d is not in [0, 256]", c->threads);
+    if (c->prefetch < 1 || c->prefetch > 64) return mrc_fail(err, errn, "loader: prefetch %d is not in [1, 64]", c->prefetch);
     if (c->n_short < 1 || c->n_short > LOADER_MAX_SIZES)
-        return fail(err, errn, "loader: %d short sizes (want 1..%d)", c->n_short, LOADER_MAX_SIZES);
+        return mrc_fail(err, errn, "loader: %d short sizes (want 1..%d)", c->n_short, LOADER_MAX_SIZES);
     for (int i = 0; i < c->n_short; i++)
         if (c->short_sizes[i] < 1 || c->short_sizes[i] > 8192)
-            return fail(err, errn, "loader: short size %d is not in [1, 8192]", c->short_sizes[i]);
-    if (c->max_size < 1 || c->max_size > 8192) return fail(err, errn, "loader: max_size %d is not in [1, 8192]", c->max_size);
-    if (!(c->flip_prob >= 0 && c->flip_prob <= 1)) return fail(err, errn, "loader: flip probability %g is not in [0, 1]", c->flip_prob);
+            return mrc_fail(err, errn, "loader: short size %d is not in [1, 8192]", c->short_sizes[i]);
+    if (c->max_size < 1 || c->max_size > 8192) return mrc_fail(err, errn, "loader: max_size %d is not in [1, 8192]", c->max_size);
+    if (!(c->flip_prob >= 0 && c->flip_prob <= 1)) return mrc_fail(err, errn, "loader: flip probability %g is not in [0, 1]", c->flip_prob);
     if (c->size_divisibility < 1 || c->size_divisibility > 1024)
-        return fail(err, errn, "loader: size divisibility %d is not in [1, 1024]", c->size_divisibility);
+        return mrc_fail(err, errn, "loader: size divisibility %d is not in [1, 1024]", c->size_divisibility);
     if (c->canvas_step < 0 || (c->canvas_step && c->canvas_step % c->size_divisibility))
-        return fail(err, errn, "loader: canvas_step %d is not a multiple of size_divisibility %d", c->canvas_step,
+        return mrc_fail(err, errn, "loader: canvas_step %d is not a multiple of size_divisibility %d", c->canvas_step,
                     c->size_divisibility);
-    if (c->max_gt < 1 || c->max_gt > 100000) return fail(err, errn, "loader: max_gt %d is not in [1, 100000]", c->max_gt);
+    if (c->max_gt < 1 || c->max_gt > 100000) return mrc_fail(err, errn, "loader: max_gt %d is not in [1, 100000]", c->max_gt);
     for (int k = 0; k < 3; k++)
         if (!(c->std[k] > 0) || !isfinite(c->mean[k]))
-            return fail(err, errn, "loader: channel %d: std %g must be > 0 and mean finite", k, c->std[k]);
+            return mrc_fail(err, errn, "loader: channel %d: std %g must be > 0 and mean finite", k, c->std[k]);
     return 0;
 }
 
@@ -420,7 +403,7 @@ static void drain(loader *l) {
 loader *loader_new(const lvis_data *d, const loader_config *cfg, char *err, size_t errn) {
     if (check_config(cfg, err, errn)) return NULL;
     loader *l = calloc(1, sizeof *l);
-    if (!l) return fail(err, errn, "loader: out of memory"), NULL;
+    if (!l) return mrc_fail(err, errn, "loader: out of memory"), NULL;
     l->d = d, l->cfg = *cfg, l->ring = cfg->prefetch + 1;
     if (sampler_init(&l->smp, d, &cfg->sampler, err, errn)) return free(l), NULL;
     l->n_threads = cfg->threads;
@@ -446,7 +429,7 @@ loader *loader_new(const lvis_data *d, const loader_config *cfg, char *err, size
     if (bad) {
         l->n_threads = 0;
         loader_free(l);
-        return fail(err, errn, "loader: out of memory (or TurboJPEG could not start)"), NULL;
+        return mrc_fail(err, errn, "loader: out of memory (or TurboJPEG could not start)"), NULL;
     }
     l->tid = calloc((size_t)nw, sizeof *l->tid);
     for (int t = 0; t < l->n_threads; t++) {
@@ -456,7 +439,7 @@ loader *loader_new(const lvis_data *d, const loader_config *cfg, char *err, size
             free(arg);
             l->n_threads = t;
             loader_free(l);
-            return fail(err, errn, "loader: cannot start %d threads", cfg->threads), NULL;
+            return mrc_fail(err, errn, "loader: cannot start %d threads", cfg->threads), NULL;
         }
     }
     return l;
@@ -506,7 +489,7 @@ void loader_get_cursor(const loader *l, sampler_cursor *c, int64_t *next_batch) 
 }
 
 int loader_set_cursor(loader *l, const sampler_cursor *c, int64_t next_batch, char *err, size_t errn) {
-    if (next_batch < 0) return fail(err, errn, "loader cursor: negative batch number %lld", (long long)next_batch);
+    if (next_batch < 0) return mrc_fail(err, errn, "loader cursor: negative batch number %lld", (long long)next_batch);
     drain(l); /* batches in flight are thrown away */
     if (sampler_set_cursor(&l->smp, c, err, errn)) return -1;
     l->next_dispatch = l->next_return = next_batch;

@@ -6,6 +6,7 @@
  * through it: the polygon coordinates, 90% of the file, are read by json_number. */
 #include "data/lvis.h"
 
+#include "core/util.h"
 #include "data/json_scan.h"
 
 #include <cjson/cJSON.h>
@@ -41,19 +42,8 @@ static int lvis_fail(lvis_ctx *c, const char *fmt, ...) {
     return -1;
 }
 
-/* Grows *p (elements of `elem` bytes, capacity *cap) to hold `need`; 0 or -1 (no memory). */
-static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    int64_t n = *cap ? *cap : 64;
-    while (n < need) n *= 2;
-    void *q = realloc(*p, (size_t)n * elem);
-    if (!q) return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
 #define GROW(c, ptr, cap, need) \
-    (grow((void **)&(ptr), &(cap), (need), sizeof *(ptr)) ? lvis_fail((c), "out of memory") : 0)
+    (mrc_grow((void **)&(ptr), &(cap), (need), sizeof *(ptr)) ? lvis_fail((c), "out of memory") : 0)
 
 typedef struct lvis_caps {
     int64_t cats, imgs, anns, polys, verts, pool, strings;

@@ -2,6 +2,7 @@
 #include "data/sampler.h"
 
 #include "core/rng.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -22,15 +23,6 @@ int lvis_repeat_factors(const lvis_data *d, double threshold, double *r_img) {
         r_img[i] = r;
     }
     return n_with;
-}
-
-static int fail(char *err, size_t errn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errn, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (errn) vsnprintf(err, errn, fmt, ap);
-    va_end(ap);
-    return -1;
 }
 
 /* Copies of training image i in a pass; d2 draws one uniform per image per pass. */
@@ -71,16 +63,16 @@ int sampler_init(sampler *s, const lvis_data *d, const sampler_config *cfg, char
     memset(s, 0, sizeof *s);
     s->cfg = *cfg;
     if (cfg->batch < 1 || cfg->batch > SAMPLER_MAX_BATCH)
-        return fail(err, errn, "sampler: batch %d is not in [1, %d]", cfg->batch, SAMPLER_MAX_BATCH);
+        return mrc_fail(err, errn, "sampler: batch %d is not in [1, %d]", cfg->batch, SAMPLER_MAX_BATCH);
     if (cfg->kind != SAMPLER_UNIFORM && !(cfg->rfs_threshold > 0 && cfg->rfs_threshold <= 1))
-        return fail(err, errn, "sampler: the RFS threshold %g is not in (0, 1]", cfg->rfs_threshold);
+        return mrc_fail(err, errn, "sampler: the RFS threshold %g is not in (0, 1]", cfg->rfs_threshold);
     double *r = malloc(((size_t)d->n_img + 1) * sizeof *r);
     s->image = malloc(((size_t)d->n_img + 1) * sizeof *s->image);
     s->repeat = malloc(((size_t)d->n_img + 1) * sizeof *s->repeat);
     s->group = malloc((size_t)d->n_img + 1);
     if (!r || !s->image || !s->repeat || !s->group) {
         free(r), sampler_free(s);
-        return fail(err, errn, "sampler: out of memory");
+        return mrc_fail(err, errn, "sampler: out of memory");
     }
     lvis_repeat_factors(d, cfg->kind == SAMPLER_UNIFORM ? 1.0 : cfg->rfs_threshold, r);
     for (int i = 0; i < d->n_img; i++) {
@@ -93,11 +85,11 @@ int sampler_init(sampler *s, const lvis_data *d, const sampler_config *cfg, char
     free(r);
     if (s->n == 0) {
         sampler_free(s);
-        return fail(err, errn, "%s: no image has an annotation to train on", d->path);
+        return mrc_fail(err, errn, "%s: no image has an annotation to train on", d->path);
     }
     if (make_pass(s, 0)) {
         sampler_free(s);
-        return fail(err, errn, "sampler: out of memory");
+        return mrc_fail(err, errn, "sampler: out of memory");
     }
     return 0;
 }
@@ -135,18 +127,18 @@ int sampler_next(sampler *s, int32_t *idx) {
 void sampler_get_cursor(const sampler *s, sampler_cursor *c) { *c = s->cur; }
 
 int sampler_set_cursor(sampler *s, const sampler_cursor *c, char *err, size_t errn) {
-    if (c->pass < 0 || c->pos < 0 || c->batches < 0) return fail(err, errn, "sampler cursor: negative position");
+    if (c->pass < 0 || c->pos < 0 || c->batches < 0) return mrc_fail(err, errn, "sampler cursor: negative position");
     for (int g = 0; g < 2; g++) {
         if (c->n_bucket[g] < 0 || c->n_bucket[g] >= s->cfg.batch || (g == 1 && !s->cfg.group_aspect && c->n_bucket[g]))
-            return fail(err, errn, "sampler cursor: bucket %d holds %d images (batch %d)", g, c->n_bucket[g], s->cfg.batch);
+            return mrc_fail(err, errn, "sampler cursor: bucket %d holds %d images (batch %d)", g, c->n_bucket[g], s->cfg.batch);
         for (int i = 0; i < c->n_bucket[g]; i++)
             if (c->bucket[g][i] < 0 || c->bucket[g][i] >= s->n)
-                return fail(err, errn, "sampler cursor: bucket entry %d is not a training image", c->bucket[g][i]);
+                return mrc_fail(err, errn, "sampler cursor: bucket entry %d is not a training image", c->bucket[g][i]);
     }
-    if (make_pass(s, c->pass)) return fail(err, errn, "sampler: out of memory");
+    if (make_pass(s, c->pass)) return mrc_fail(err, errn, "sampler: out of memory");
     if (c->pos > s->pass_len) {
         make_pass(s, s->cur.pass);
-        return fail(err, errn, "sampler cursor: position %lld is past pass %lld's %lld images (another data set or seed?)",
+        return mrc_fail(err, errn, "sampler cursor: position %lld is past pass %lld's %lld images (another data set or seed?)",
                     (long long)c->pos, (long long)c->pass, (long long)s->pass_len);
     }
     s->cur = *c;
