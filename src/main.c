@@ -6,6 +6,7 @@
 #include "core/selfcheck.h"
 #include "data/data_cmd.h"
 #include "data/stats.h"
+#include "eval/lvis_eval_cmd.h"
 
 typedef struct command {
     const char *name;
@@ -17,6 +18,7 @@ static const command commands[] = {
     {"selfcheck", selfcheck_main, "check the build, the libraries and the device; CPU sgemm rate"},
     {"stats", stats_main, "what an LVIS annotation file holds: counts, r/c/f, RFS repeat factors"},
     {"data", data_main, "run the training data loader on a data set: batches, speed, bad images"},
+    {"lvis-eval", lvis_eval_main, "the official LVIS box or mask AP of a results file"},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 
