@@ -5,6 +5,9 @@
 #include "core/safetensors.h"
 #include "test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -296,6 +299,113 @@ static void remove_tmpdir(void) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
+/* ---- writing ---------------------------------------------------------------------------- */
+
+static void test_write_round_trip(void) {
+    char path[] = "/tmp/mrc_st_write_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    float w[6] = {1.5f, -2, 3, 4.25f, 5, 6};
+    int32_t ids[4] = {7, -8, 9, 2147483647};
+    uint8_t bytes[5] = {0, 1, 2, 254, 255};
+    st_entry e[3] = {{"model.w", DTYPE_F32, 2, {2, 3}, w}, {"ids", DTYPE_I32, 1, {4}, ids}, {"b", DTYPE_U8, 1, {5}, bytes}};
+    const char *keys[2] = {"iteration", "config"}, *vals[2] = {"1234", "{\"solver\": {\"lr\": 0.02}}"};
+    char err[512] = "";
+    REQUIRE(safetensors_write(path, e, 3, keys, vals, 2, err, sizeof err) == 0, "%s", err);
+    safetensors st;
+    REQUIRE(safetensors_open(&st, path, err, sizeof err) == 0, "written file does not read back: %s", err);
+    EXPECT(st.count == 3 && (size_t)(st.data - st.map) % 8 == 0, "%d tensors, data at %zu", st.count, (size_t)(st.data - st.map));
+    const st_tensor *t = safetensors_find(&st, "model.w");
+    EXPECT(t && t->ndim == 2 && t->shape[1] == 3 && !memcmp(safetensors_data(&st, t), w, sizeof w), "model.w");
+    t = safetensors_find(&st, "ids");
+    EXPECT(t && t->dtype == DTYPE_I32 && !memcmp(safetensors_data(&st, t), ids, sizeof ids), "ids");
+    t = safetensors_find(&st, "b");
+    EXPECT(t && t->dtype == DTYPE_U8 && !memcmp(safetensors_data(&st, t), bytes, sizeof bytes), "b");
+    EXPECT(safetensors_meta(&st, "iteration") && !strcmp(safetensors_meta(&st, "iteration"), "1234"), "metadata");
+    EXPECT(safetensors_meta(&st, "config") && !strcmp(safetensors_meta(&st, "config"), vals[1]), "metadata with quotes");
+    safetensors_close(&st);
+    /* the independent reader (tests/st_check.py, stdlib Python) agrees, when python3 exists */
+    if (system("command -v python3 > /dev/null 2>&1") == 0) {
+        char cmd[256], out[2048] = "";
+        snprintf(cmd, sizeof cmd, "python3 tests/st_check.py %s 2>&1", path);
+        FILE *p = popen(cmd, "r");
+        REQUIRE(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = 0;
+        int st_rc = pclose(p);
+        EXPECT(st_rc == 0 && strstr(out, "model.w F32 2x3 17.75\n") && strstr(out, "ids I32 4 2147483655.0\n") &&
+                   strstr(out, "b U8 5 512.0\n") && strstr(out, "meta iteration=1234\n"),
+               "st_check.py says (exit %d):\n%s", st_rc, out);
+    }
+    unlink(path);
+}
+
+static void test_write_errors(void) {
+    float x = 1;
+    st_entry dup[2] = {{"a", DTYPE_F32, 1, {1}, &x}, {"a", DTYPE_F32, 1, {1}, &x}};
+    char err[512] = "";
+    EXPECT(safetensors_write("/tmp/mrc_st_dup.safetensors", dup, 2, NULL, NULL, 0, err, sizeof err) == -1 &&
+               strstr(err, "two tensors named a"),
+           "%s", err);
+    EXPECT(safetensors_write("/nonexistent-dir/x.safetensors", dup, 1, NULL, NULL, 0, err, sizeof err) == -1 &&
+               strstr(err, "/nonexistent-dir/x.safetensors: cannot create"),
+           "%s", err);
+    EXPECT(access("/tmp/mrc_st_dup.safetensors", F_OK) != 0, "a refused write left a file");
+}
+
+/* Crash safety: a child rewrites one file in a loop (version k: every value k, metadata
+ * version=k) and is killed with SIGKILL at random moments; the file under the final name
+ * must always open and be one complete version. */
+static void writer_loop(const char *path) {
+    enum { N = 1 << 20 }; /* 4 MB per write: a write takes a while */
+    static float v[N];
+    for (int k = 1;; k++) {
+        for (int i = 0; i < N; i++) v[i] = (float)k;
+        char ver[32];
+        snprintf(ver, sizeof ver, "%d", k);
+        const char *key = "version", *val = ver;
+        st_entry e = {"v", DTYPE_F32, 1, {N}, v};
+        if (safetensors_write(path, &e, 1, &key, &val, 1, NULL, 0)) _exit(3);
+    }
+}
+
+static void test_kill_during_writes(void) {
+    char dir[] = "/tmp/mrc_st_kill_XXXXXX", path[256];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    unsigned seed = 12345;
+    int complete = 0;
+    for (int round = 0; round < 25; round++) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) writer_loop(path);
+        seed = seed * 1103515245u + 12345u;
+        usleep(5000 + (seed >> 8) % 60000);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        safetensors st;
+        char err[512] = "";
+        if (access(path, F_OK) != 0) continue; /* killed before the first rename */
+        REQUIRE(safetensors_open(&st, path, err, sizeof err) == 0, "round %d: the file under the final name is broken: %s",
+                round, err);
+        const st_tensor *t = safetensors_find(&st, "v");
+        const char *ver = safetensors_meta(&st, "version");
+        int ok = t && ver && t->shape[0] == 1 << 20;
+        const float *v = ok ? safetensors_data(&st, t) : NULL;
+        float want = ver ? (float)atoi(ver) : -1;
+        for (int i = 0; ok && i < t->shape[0]; i += 4099) ok = v[i] == want;
+        ok = ok && v[t->shape[0] - 1] == want;
+        EXPECT(ok, "round %d: the file mixes versions (metadata %s)", round, ver ? ver : "none");
+        complete += ok;
+        safetensors_close(&st);
+    }
+    EXPECT(complete > 0, "no round got as far as one complete file");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void) {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(tmpdir, sizeof tmpdir, "%s/test_safetensors.XXXXXX", base);
@@ -317,6 +427,9 @@ int main(void) {
     RUN(test_too_many_dims);
     RUN(test_long_name);
     RUN(test_small_error_buffer);
+    RUN(test_write_round_trip);
+    RUN(test_write_errors);
+    RUN(test_kill_during_writes);
     if (!getenv("KEEP_TMP")) remove_tmpdir();
     return test_finish("test_safetensors");
 }

@@ -1,5 +1,6 @@
 /* safetensors.c: the safetensors reader (see safetensors.h for the format and the checks). */
 #include "safetensors.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -334,5 +335,86 @@ int safetensors_read(const safetensors *st, const char *name, tensor *dst, char 
         return st_fail(&e, name, "file holds %s, expected %s", tensor_str(&got, have, sizeof have), want);
     }
     if (t->bytes) memcpy(dst->data, safetensors_data(st, t), t->bytes);
+    return 0;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+int safetensors_write(const char *path, const st_entry *e, int n, const char *const *meta_keys,
+                      const char *const *meta_values, int n_meta, char *err, size_t errn) {
+    cJSON *h = cJSON_CreateObject();
+    if (!h) return mrc_fail(err, errn, "%s: out of memory", path);
+    if (n_meta) {
+        cJSON *m = cJSON_AddObjectToObject(h, "__metadata__");
+        for (int i = 0; i < n_meta; i++) cJSON_AddStringToObject(m, meta_keys[i], meta_values[i]);
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].name || !e[i].name[0] || strlen(e[i].name) >= ST_NAME_MAX || !strcmp(e[i].name, "__metadata__"))
+            return cJSON_Delete(h), mrc_fail(err, errn, "%s: tensor %d has an empty, reserved or too long name", path, i);
+        if (cJSON_GetObjectItemCaseSensitive(h, e[i].name))
+            return cJSON_Delete(h), mrc_fail(err, errn, "%s: two tensors named %s", path, e[i].name);
+        if (e[i].ndim < 1 || e[i].ndim > TENSOR_MAX_DIMS || !strcmp(st_dtype_str(e[i].dtype), "?"))
+            return cJSON_Delete(h), mrc_fail(err, errn, "%s: tensor %s has a bad shape or dtype", path, e[i].name);
+        uint64_t bytes = dtype_size(e[i].dtype);
+        cJSON *t = cJSON_AddObjectToObject(h, e[i].name), *shape = cJSON_AddArrayToObject(t, "shape");
+        cJSON_AddStringToObject(t, "dtype", st_dtype_str(e[i].dtype));
+        for (int d = 0; d < e[i].ndim; d++) {
+            if (e[i].shape[d] < 0) return cJSON_Delete(h), mrc_fail(err, errn, "%s: tensor %s has a negative dimension", path, e[i].name);
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(e[i].shape[d]));
+            bytes *= (uint64_t)e[i].shape[d];
+        }
+        cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
+        off += bytes;
+    }
+    char *json = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    if (!json) return mrc_fail(err, errn, "%s: out of memory", path);
+    size_t jn = strlen(json), padded = (jn + 7) / 8 * 8;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return free(json), mrc_fail(err, errn, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    unsigned char len[8];
+    for (int b = 0; b < 8; b++) len[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+    int ok = write_all(fd, len, 8) == 0 && write_all(fd, json, jn) == 0;
+    for (size_t k = jn; ok && k < padded; k++) ok = write_all(fd, " ", 1) == 0;
+    off = 0;
+    for (int i = 0; ok && i < n; i++) {
+        uint64_t bytes = dtype_size(e[i].dtype);
+        for (int d = 0; d < e[i].ndim; d++) bytes *= (uint64_t)e[i].shape[d];
+        if (bytes) ok = write_all(fd, e[i].data, (size_t)bytes) == 0;
+    }
+    int saved = errno;
+    if (ok && fsync(fd)) ok = 0, saved = errno;
+    if (close(fd) && ok) ok = 0, saved = errno;
+    free(json);
+    if (!ok || rename(tmp, path)) {
+        if (ok) saved = errno;
+        unlink(tmp);
+        return mrc_fail(err, errn, "%s: cannot write: %s", path, strerror(saved));
+    }
+    /* the rename itself must reach the disk before the caller relies on it */
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) fsync(dfd), close(dfd);
     return 0;
 }

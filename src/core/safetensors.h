@@ -73,6 +73,25 @@ const char *safetensors_meta(const safetensors *st, const char *key);
  * has dst's dtype and shape; 0, or -1 with "PATH: problem (tensor NAME)" in err. */
 int safetensors_read(const safetensors *st, const char *name, tensor *dst, char *err, size_t errn);
 
+/* Writing. One entry per tensor: its name, dtype, shape and host data (the bytes follow
+ * from the dtype and the shape). */
+typedef struct st_entry {
+    const char *name;
+    dtype dtype;
+    int ndim;
+    int shape[TENSOR_MAX_DIMS];
+    const void *data;
+} st_entry;
+
+/* Writes a safetensors file: the header (entries in the given order, data offsets packed
+ * back to back, `__metadata__` from the key/value pairs, padded with spaces so the data
+ * starts 8-byte aligned), then the data. Atomic: written to a temporary file beside path,
+ * fsynced, renamed over path, and the directory fsynced, so a crash at any moment leaves
+ * either the old file or the complete new one under path. 0, or -1 with one line in err
+ * (duplicate or empty names, a bad shape, I/O errors naming the path). */
+int safetensors_write(const char *path, const st_entry *e, int n, const char *const *meta_keys,
+                      const char *const *meta_values, int n_meta, char *err, size_t errn);
+
 #ifdef __cplusplus
 }
 #endif
