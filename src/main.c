@@ -6,6 +6,7 @@
 #include "core/selfcheck.h"
 #include "data/data_cmd.h"
 #include "data/stats.h"
+#include "data/synth_cmd.h"
 #include "eval/lvis_eval_cmd.h"
 
 typedef struct command {
@@ -19,6 +20,7 @@ static const command commands[] = {
     {"stats", stats_main, "what an LVIS annotation file holds: counts, r/c/f, RFS repeat factors"},
     {"data", data_main, "run the training data loader on a data set: batches, speed, bad images"},
     {"lvis-eval", lvis_eval_main, "the official LVIS box or mask AP of a results file"},
+    {"synth", synth_main, "write the built-in long-tail demo data set (JPEG + LVIS v1 JSON)"},
 };
 enum { NUM_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -25,6 +25,7 @@ extern "C" {
  * for sub-streams, e.g. one per sampler pass). */
 #define RNG_STREAM_SAMPLER (UINT64_C(1) << 32)
 #define RNG_STREAM_AUGMENT (UINT64_C(2) << 32)
+#define RNG_STREAM_SYNTH (UINT64_C(3) << 32)
 
 typedef struct rng {
     uint64_t seed;
