@@ -6,6 +6,7 @@
 #include "core/selfcheck.h"
 #include "data/data_cmd.h"
 #include "data/stats.h"
+#include "train/train_cmd.h"
 #include "data/synth_cmd.h"
 #include "eval/lvis_eval_cmd.h"
 
@@ -18,6 +19,7 @@ typedef struct command {
 static const command commands[] = {
     {"selfcheck", selfcheck_main, "check the build, the libraries and the device; CPU sgemm rate"},
     {"stats", stats_main, "what an LVIS annotation file holds: counts, r/c/f, RFS repeat factors"},
+    {"train", train_main, "train a model from a config (run directory, checkpoints, --resume)"},
     {"data", data_main, "run the training data loader on a data set: batches, speed, bad images"},
     {"lvis-eval", lvis_eval_main, "the official LVIS box or mask AP of a results file"},
     {"synth", synth_main, "write the built-in long-tail demo data set (JPEG + LVIS v1 JSON)"},

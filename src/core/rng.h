@@ -26,6 +26,7 @@ extern "C" {
 #define RNG_STREAM_SAMPLER (UINT64_C(1) << 32)
 #define RNG_STREAM_AUGMENT (UINT64_C(2) << 32)
 #define RNG_STREAM_SYNTH (UINT64_C(3) << 32)
+#define RNG_STREAM_INIT (UINT64_C(4) << 32)
 
 typedef struct rng {
     uint64_t seed;

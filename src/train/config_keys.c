@@ -6,7 +6,9 @@
 
 const config_key config_keys[] = {
     /* model */
-    {"model.arch", CFG_ENUM, "\"mask_rcnn\"", "mask_rcnn | cascade_mask_rcnn", "mask_rcnn|cascade_mask_rcnn"},
+    {"model.arch", CFG_ENUM, "\"mask_rcnn\"",
+     "mask_rcnn | cascade_mask_rcnn | tiny (a per-instance MLP that exercises the trainer, see tiny_model.h)",
+     "mask_rcnn|cascade_mask_rcnn|tiny"},
     {"model.cascade_style", CFG_ENUM, "\"d2\"", "cascade heads: d2 (one mask head) | mmdet (one per stage)", "d2|mmdet"},
     {"model.weights", CFG_STRING, "\"\"", "initial weights (a checkpoint; weights only, the run starts at iteration 0)", NULL},
     {"model.backbone.depth", CFG_INT, "50", "ResNet depth: 50 or 101", NULL},
