@@ -227,7 +227,7 @@ static int loop(run *r, char *err, size_t errn) {
     double t_start = now_s();
     int64_t it0 = r->iter;
     int bad = 0; /* a non-finite loss since the last check (the flag a GPU step would keep on the device) */
-    char bad_what[256] = "";
+    char bad_what[512] = "";
     for (; r->iter < r->max_iter; r->iter++) {
         double t0 = now_s();
         const loader_batch *b = loader_next(r->ld, err, errn);
@@ -239,8 +239,11 @@ static int loop(run *r, char *err, size_t errn) {
             loss = (double)tensor_f32(l)[0];
             if (!isfinite(loss) && !bad) {
                 bad = 1;
-                snprintf(bad_what, sizeof bad_what, "loss_cls = %g at iteration %lld (batch %lld, first image id %lld)", loss,
-                         (long long)r->iter, (long long)b->index, (long long)r->data.imgs[b->img[0].index].id);
+                int n = snprintf(bad_what, sizeof bad_what, "loss_cls = %g at iteration %lld (batch %lld, image ids", loss,
+                                 (long long)r->iter, (long long)b->index);
+                for (int k = 0; k < b->n && n < (int)sizeof bad_what - 24; k++)
+                    n += snprintf(bad_what + n, sizeof bad_what - (size_t)n, " %lld", (long long)r->data.imgs[b->img[k].index].id);
+                snprintf(bad_what + n, sizeof bad_what - (size_t)n, ")");
             }
             if (!bad || !skip_nan) {
                 runtime_backward(&r->rt, l);
