@@ -15,7 +15,7 @@ static void test_defaults(void) {
     char err[512] = "";
     REQUIRE(config_load(&c, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
     EXPECT(config_float(&c, "solver.lr") == 0.02 && config_int(&c, "solver.max_iter") == 180000, "solver defaults");
-    EXPECT(!strcmp(config_string(&c, "loss.cls"), "softmax_ce") && config_bool(&c, "data.aspect_grouping") == 1);
+    EXPECT(!strcmp(config_string(&c, "loss.cls"), "ce") && config_bool(&c, "data.aspect_grouping") == 1);
     int64_t sizes[8];
     EXPECT(config_int_list(&c, "data.min_size_train", sizes, 8) == 6 && sizes[0] == 640 && sizes[5] == 800,
            "min_size_train default");
@@ -70,7 +70,7 @@ static void test_overrides(void) {
         {"solver.lrr=0.1", "override 'solver.lrr=0.1': unknown key 'solver.lrr' (did you mean 'solver.lr'?)"},
         {"solver.lr=fast", "override 'solver.lr=fast': solver.lr must be a number, got \"fast\""},
         {"solver.max_iter=1.5", "solver.max_iter must be an integer, got 1.5"},
-        {"loss.cls=focal", "loss.cls must be one of softmax_ce,federated,seesaw,loce,ecm, got \"focal\""},
+        {"loss.cls=focal", "loss.cls must be one of ce,federated,seesaw,loce,ecm, got \"focal\""},
         {"solver", "an override is key=value"},
         {"solver={}", "solver is a section; set one of its keys"},
         {"data.min_size_train=[1.5]", "data.min_size_train must be a list of integers"},

@@ -31,8 +31,8 @@ const config_key config_keys[] = {
     {"model.roi_heads.cls_agnostic_bbox_reg", CFG_BOOL, "false", "one box regressor for all classes", NULL},
     {"model.roi_heads.mask_on", CFG_BOOL, "true", "train and predict masks", NULL},
     /* loss */
-    {"loss.cls", CFG_ENUM, "\"softmax_ce\"", "classification loss: softmax_ce | federated | seesaw | loce | ecm",
-     "softmax_ce|federated|seesaw|loce|ecm"},
+    {"loss.cls", CFG_ENUM, "\"ce\"", "classification loss (the loss table, src/loss): ce | federated | seesaw | loce | ecm",
+     "ce|federated|seesaw|loce|ecm"},
     {"loss.classifier", CFG_ENUM, "\"linear\"", "box classifier: linear | normed (NormedLinear, tau 20)", "linear|normed"},
     {"loss.box", CFG_ENUM, "\"smooth_l1\"", "box regression loss: smooth_l1 | l1", "smooth_l1|l1"},
     {"loss.federated.num_classes", CFG_INT, "50", "classes sampled per step (Federated loss)", NULL},
