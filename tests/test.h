@@ -162,6 +162,35 @@ __attribute__((unused)) static int test_run_child(void (*fn)(void *), void *arg,
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/* Runs a command's entry point `fn(argc, argv)` (argv NULL-terminated, argv[0] the command
+ * name) in a child, as test_run_child does: its output in buf, its exit status returned. */
+typedef struct test_main_call {
+    int (*fn)(int, char **);
+    char **argv;
+} test_main_call;
+__attribute__((unused)) static void test_main_child(void *arg) {
+    test_main_call *c = (test_main_call *)arg;
+    int argc = 0;
+    while (c->argv[argc]) argc++;
+    exit(c->fn(argc, c->argv));
+}
+__attribute__((unused)) static int test_run_main(int (*fn)(int, char **), char **argv, char *buf, size_t n) {
+    test_main_call c = {fn, argv};
+    return test_run_child(test_main_child, &c, buf, n);
+}
+
+/* A fresh temporary folder /tmp/mrc_NAME.XXXXXX into dir (NULL when none can be made), and
+ * its removal with everything in it. */
+__attribute__((unused)) static char *test_make_tmpdir(char *dir, size_t n, const char *name) {
+    snprintf(dir, n, "/tmp/mrc_%s.XXXXXX", name);
+    return mkdtemp(dir);
+}
+__attribute__((unused)) static void test_remove_tmpdir(const char *dir) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* For tests of fatal paths that check the reported source line: TEST_AT_LINE(stmt) prints
  * "line N" (N = the line it stands on, which is also stmt's __LINE__) and runs stmt;
  * test_child_line reads N back from the captured output. */

@@ -164,8 +164,6 @@ int main(void) {
     RUN(test_resume_round_trip);
     RUN(test_weights_only);
     RUN(test_bad_files);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tmpdir(dir);
     return test_finish("test_checkpoint");
 }

@@ -330,20 +330,13 @@ static void test_wrong_root_and_limits(void) {
     EXPECT(!loader_new(&data, &c, err, sizeof err) && strstr(err, "prefetch 0 is not in [1, 64]"), "%s", err);
 }
 
-static void run_data(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(data_main(argc, argv));
-}
-
 /* `maskrcnn data` pointed at the folder: batches listed, bad images counted, a dump written. */
 static void test_data_command(void) {
     char ann[512], dump[512], out[65536], ppm[600];
     snprintf(ann, sizeof ann, "%s/ann.json", dir);
     snprintf(dump, sizeof dump, "%s/dump", dir);
     char *argv[] = {"data", ann, "--images", dir, "--batches", "12", "--batch", "3", "--threads", "2", "--dump", dump, NULL};
-    int st = test_run_child(run_data, argv, out, sizeof out);
+    int st = test_run_main(data_main, argv, out, sizeof out);
     EXPECT(st == 0, "exit %d: %s", st, out);
     const char *sum = strstr(out, "12 batches, ");
     long left = -1, un = -1, nj = -1, tr = -1, co = -1, sz = -1;
@@ -361,7 +354,7 @@ static void test_data_command(void) {
     EXPECT(f && fscanf(f, "P6 %d %d 255", &w, &h) == 2 && w > 0 && h > 0, "no dump at %s", ppm);
     if (f) fclose(f);
     char *bad[] = {"data", ann, NULL};
-    st = test_run_child(run_data, bad, out, sizeof out);
+    st = test_run_main(data_main, bad, out, sizeof out);
     EXPECT(st == 2 && strstr(out, "--images DIR is required"), "exit %d: %s", st, out);
 }
 
@@ -380,8 +373,6 @@ int main(void) {
     RUN(test_wrong_root_and_limits);
     RUN(test_data_command);
     lvis_free(&data);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tmpdir(dir);
     return test_finish("test_loader");
 }

@@ -63,13 +63,6 @@ static void test_valid_official_keeps_everything(void) {
     lvis_free(&d);
 }
 
-static void run_stats(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(stats_main(argc, argv));
-}
-
 /* A bad file: lvis_load fails with one line naming the file, the record and the problem,
  * and `maskrcnn stats` prints exactly that line after "error: " and exits 1. */
 static void expect_bad(const char *file, lvis_mode mode, const char *want) {
@@ -83,7 +76,7 @@ static void expect_bad(const char *file, lvis_mode mode, const char *want) {
     EXPECT(d.anns == NULL && d.imgs == NULL, "%s: nothing left allocated", file);
     char out[1024], line[600];
     char *argv[] = {"stats", path, mode == LVIS_OFFICIAL ? "--official" : "--no-cache", NULL};
-    int st = test_run_child(run_stats, argv, out, sizeof out);
+    int st = test_run_main(stats_main, argv, out, sizeof out);
     snprintf(line, sizeof line, "error: %s\n", err);
     EXPECT(st == 1 && !strcmp(out, line), "stats %s: exit %d, printed '%s', want '%s'", file, st, out, line);
 }
@@ -506,9 +499,9 @@ static void test_stats_same_output(void) {
     setenv("MRC_CACHE_DIR", tmp_path("stats_cache"), 1);
     char out[3][8192];
     char *with[] = {"stats", (char *)path, "--cache", NULL}, *without[] = {"stats", (char *)path, "--no-cache", NULL};
-    int st0 = test_run_child(run_stats, with, out[0], sizeof out[0]);
-    int st1 = test_run_child(run_stats, with, out[1], sizeof out[1]);
-    int st2 = test_run_child(run_stats, without, out[2], sizeof out[2]);
+    int st0 = test_run_main(stats_main, with, out[0], sizeof out[0]);
+    int st1 = test_run_main(stats_main, with, out[1], sizeof out[1]);
+    int st2 = test_run_main(stats_main, without, out[2], sizeof out[2]);
     unsetenv("MRC_CACHE_DIR");
     EXPECT(st0 == 0 && st1 == 0 && st2 == 0, "exits %d %d %d: %s", st0, st1, st2, out[0]);
     EXPECT(strstr(out[0], want), "want '%s' in: %s", want, out[0]);
@@ -519,19 +512,19 @@ static void test_stats_same_output(void) {
 static void test_stats_command(void) {
     char out[4096];
     char *ok[] = {"stats", FIX "valid.json", "--rfs-threshold", "0.9", NULL};
-    int st = test_run_child(run_stats, ok, out, sizeof out);
+    int st = test_run_main(stats_main, ok, out, sizeof out);
     EXPECT(st == 0, "exit %d: %s", st, out);
     EXPECT(strstr(out, "images       2") && strstr(out, "annotations  3 (skipped: 1 with box w or h <= 0, 1 with a bad polygon)") &&
                strstr(out, "    first skipped: annotations[3] (box) annotations[4] (polygon)\n") &&
                strstr(out, "categories   2 (rare 1, common 0, frequent 1)") && strstr(out, "mean r 1.342"),
            "output: %s", out);
     char *bad[] = {"stats", FIX "unknown_category.json", NULL};
-    st = test_run_child(run_stats, bad, out, sizeof out);
+    st = test_run_main(stats_main, bad, out, sizeof out);
     EXPECT(st == 1 && !strcmp(out, "error: " FIX "unknown_category.json: annotations[1]: category_id 9999 is not in "
                                    "categories\n"),
            "exit %d: %s", st, out);
     char *badarg[] = {"stats", FIX "valid.json", "--rfs-threshold", "2", NULL};
-    st = test_run_child(run_stats, badarg, out, sizeof out);
+    st = test_run_main(stats_main, badarg, out, sizeof out);
     EXPECT(st == 2 && strstr(out, "--rfs-threshold wants a number in (0, 1]"), "exit %d: %s", st, out);
 }
 
@@ -552,8 +545,6 @@ int main(void) {
     RUN(test_cache);
     RUN(test_check_indices);
     RUN(test_stats_same_output);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    test_remove_tmpdir(tmp_dir);
     return test_finish("test_lvis");
 }

@@ -408,19 +408,12 @@ static void test_cap(void) {
 
 /* ---- the command ----------------------------------------------------------------------- */
 
-static void run_cmd(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(lvis_eval_main(argc, argv));
-}
-
 /* A malformed results file: exit 1 and exactly one line "error: PATH: ...want...". */
 static void expect_bad(const char *gt, const char *file, const char *type, const char *want) {
     char path[256], out[2048];
     snprintf(path, sizeof path, FIX "%s", file);
     char *argv[] = {"lvis-eval", "--gt", (char *)gt, "--results", path, "--type", (char *)type, NULL};
-    int st = test_run_child(run_cmd, argv, out, sizeof out);
+    int st = test_run_main(lvis_eval_main, argv, out, sizeof out);
     char *nl = strchr(out, '\n');
     EXPECT(st == 1 && !strncmp(out, "error: ", 7) && !strncmp(out + 7, path, strlen(path)) && strstr(out, want) &&
                nl && nl[1] == 0,
@@ -448,13 +441,13 @@ static void test_bad_results(void) {
 static void test_usage(void) {
     char out[4096];
     char *no_type[] = {"lvis-eval", "--gt", FIX "federated_gt.json", "--results", FIX "federated_dets.json", NULL};
-    EXPECT(test_run_child(run_cmd, no_type, out, sizeof out) == 2 && strstr(out, "--type"), "missing --type: %s", out);
+    EXPECT(test_run_main(lvis_eval_main, no_type, out, sizeof out) == 2 && strstr(out, "--type"), "missing --type: %s", out);
     char *bad_type[] = {"lvis-eval", "--gt", "a", "--results", "b", "--type", "mask", NULL};
-    EXPECT(test_run_child(run_cmd, bad_type, out, sizeof out) == 2 && strstr(out, "bbox or segm"), "%s", out);
+    EXPECT(test_run_main(lvis_eval_main, bad_type, out, sizeof out) == 2 && strstr(out, "bbox or segm"), "%s", out);
     char *bad_threads[] = {"lvis-eval", "--gt", "a", "--results", "b", "--type", "bbox", "--threads", "0", NULL};
-    EXPECT(test_run_child(run_cmd, bad_threads, out, sizeof out) == 2, "%s", out);
+    EXPECT(test_run_main(lvis_eval_main, bad_threads, out, sizeof out) == 2, "%s", out);
     char *help[] = {"lvis-eval", "--help", NULL};
-    EXPECT(test_run_child(run_cmd, help, out, sizeof out) == 0 && strstr(out, "usage: maskrcnn lvis-eval"), "%s", out);
+    EXPECT(test_run_main(lvis_eval_main, help, out, sizeof out) == 0 && strstr(out, "usage: maskrcnn lvis-eval"), "%s", out);
 }
 
 /* --json: the last line is one object whose numbers round-trip to the library's; the
@@ -464,7 +457,7 @@ static void test_json_and_csv(void) {
     char out[16384];
     char *argv[] = {"lvis-eval", "--gt", FIX "order_gt.json", "--results", FIX "order_dets.json", "--type", "bbox",
                     "--json", "--per-category", (char *)csv, "--threads", "3", NULL};
-    int st = test_run_child(run_cmd, argv, out, sizeof out);
+    int st = test_run_main(lvis_eval_main, argv, out, sizeof out);
     REQUIRE(st == 0, "exit %d: %s", st, out);
     size_t n = strlen(out);
     REQUIRE(n > 2 && out[n - 1] == '\n');
@@ -514,8 +507,6 @@ int main(void) {
     RUN(test_bad_results);
     RUN(test_usage);
     RUN(test_json_and_csv);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    test_remove_tmpdir(tmp_dir);
     return test_finish("test_lvis_eval");
 }

@@ -401,9 +401,7 @@ static void test_kill_during_writes(void) {
         safetensors_close(&st);
     }
     EXPECT(complete > 0, "no round got as far as one complete file");
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tmpdir(dir);
 }
 
 int main(void) {

@@ -35,18 +35,11 @@ static char dir[256];
 static char out_a[300], out_b[300], out_c[300];
 static int generated;
 
-static void run_synth(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(synth_main(argc, argv));
-}
-
 /* Runs `maskrcnn synth ARGS...` in a child; its output in out. */
 static int synth_child(char *out, size_t n, const char *a0, const char *a1, const char *a2, const char *a3,
                        const char *a4, const char *a5, const char *a6, const char *a7, const char *a8) {
     const char *argv[] = {"synth", a0, a1, a2, a3, a4, a5, a6, a7, a8, NULL};
-    return test_run_child(run_synth, (void *)argv, out, n);
+    return test_run_main(synth_main, (char **)argv, out, n);
 }
 
 static void generate(const char *where, int seed) {
@@ -387,19 +380,12 @@ static void test_readers_and_federated(void) {
     synth_plan_free(&p);
 }
 
-static void run_stats(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(stats_main(argc, argv));
-}
-
 static void test_stats_command(void) {
     REQUIRE(generated);
     char path[512], out[8192];
     snprintf(path, sizeof path, "%s/lvis_v1_train.json", out_a);
     char *argv[] = {"stats", path, "--no-cache", NULL};
-    int st = test_run_child(run_stats, argv, out, sizeof out);
+    int st = test_run_main(stats_main, argv, out, sizeof out);
     EXPECT(st == 0, "stats: exit %d: %s", st, out);
     EXPECT(strstr(out, "categories   30 (rare 10, common 12, frequent 8)"), "stats output: %s", out);
     EXPECT(strstr(out, "skipped: 0 with box w or h <= 0, 0 with a bad polygon"), "stats output: %s", out);
@@ -483,8 +469,6 @@ int main(void) {
     RUN(test_geometry_and_pixels);
     RUN(test_readers_and_federated);
     RUN(test_stats_command);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tmpdir(dir);
     return test_finish("test_synth");
 }

@@ -13,13 +13,6 @@
 
 static char dir[] = "/tmp/mrc_test_train_XXXXXX";
 
-static void run_argv(void *arg) {
-    char **argv = arg;
-    int argc = 0;
-    while (argv[argc]) argc++;
-    exit(strcmp(argv[0], "synth") ? train_main(argc, argv) : synth_main(argc, argv));
-}
-
 static const char *path(const char *name) {
     static char p[8][400];
     static int k;
@@ -38,7 +31,7 @@ static int train(const char *out, const char *extra1, const char *extra2, char *
                     "solver.batch=4", "solver.lr=0.05", "solver.max_iter=60", "solver.warmup_iters=10", "solver.steps=[40]",
                     "train.log_period=1", "train.checkpoint_period=20", "train.threads=1", "train.keep_checkpoints=2",
                     "--out", o, (char *)extra1, (char *)extra2, NULL};
-    return test_run_child(run_argv, argv, buf, n);
+    return test_run_main(train_main, argv, buf, n);
 }
 
 /* The bytes of tensor `name` in a checkpoint, into buf (n floats at most); element count. */
@@ -197,7 +190,7 @@ static void test_weights_and_errors(void) {
     st = train("nothing", "--resume", NULL, out, sizeof out);
     EXPECT(st == 1 && strstr(out, "nothing to resume"), "exit %d: %.300s", st, out);
     char *help[] = {"train", "--help-config", NULL};
-    st = test_run_child(run_argv, help, out, sizeof out);
+    st = test_run_main(train_main, help, out, sizeof out);
     EXPECT(st == 0 && strstr(out, "solver.lr") && strstr(out, "train.keep_checkpoints"), "--help-config: %.200s", out);
 }
 
@@ -206,14 +199,12 @@ int main(void) {
     char out[4096], data[400];
     snprintf(data, sizeof data, "%s/data", dir);
     char *synth[] = {"synth", "--out", data, "--train", "200", "--val", "40", NULL};
-    int st = test_run_child(run_argv, synth, out, sizeof out);
+    int st = test_run_main(synth_main, synth, out, sizeof out);
     if (st) return fprintf(stderr, "test_train: synth failed (%d): %s\n", st, out), 1;
     RUN(test_run_directory);
     RUN(test_resume_from_checkpoint);
     RUN(test_interrupt_and_resume);
     RUN(test_weights_and_errors);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tmpdir(dir);
     return test_finish("test_train");
 }

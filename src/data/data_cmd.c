@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "  --batches N         batches to draw (default 10)\n"
             "  --batch B           images per batch (default 2)\n"
             "  --threads T         decode threads (default 2; 0 decodes in the calling thread)\n"
-            "  --sampler S         rfs (detectron2, default), rfs-mmdet or uniform\n"
+            "  --sampler S         rfs (detectron2, default), rfs_mmdet or uniform (as data.sampler)\n"
             "  --rfs-threshold T   default 0.001\n"
             "  --seed S            default 1\n"
             "  --dump DIR          write the first batch's images as DIR/batchK_imageI.ppm\n"
@@ -120,11 +120,8 @@ int data_main(int argc, char **argv) {
             }
             i++;
         } else if (!strcmp(a, "--sampler")) {
-            if (!strcmp(v, "rfs")) kind = SAMPLER_RFS_D2;
-            else if (!strcmp(v, "rfs-mmdet")) kind = SAMPLER_RFS_MMDET;
-            else if (!strcmp(v, "uniform")) kind = SAMPLER_UNIFORM;
-            else {
-                fprintf(stderr, "error: --sampler wants rfs, rfs-mmdet or uniform, got '%s'\n", v);
+            if (sampler_kind_parse(v, &kind)) {
+                fprintf(stderr, "error: --sampler wants rfs, rfs_mmdet or uniform, got '%s'\n", v);
                 return 2;
             }
             i++;

@@ -371,6 +371,8 @@ const loader_batch *loader_next(loader *l, char *err, size_t errn) {
 
 const loader_counts *loader_get_counts(const loader *l) { return &l->counts; }
 
+int64_t loader_epoch_iterations(const loader *l) { return sampler_epoch_iterations(&l->smp); }
+
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 static int check_config(const loader_config *c, char *err, size_t errn) {

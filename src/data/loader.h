@@ -111,6 +111,8 @@ void loader_free(loader *l);
 const loader_batch *loader_next(loader *l, char *err, size_t errn);
 
 const loader_counts *loader_get_counts(const loader *l);
+/* Iterations in one epoch of this loader's sampler (sampler_epoch_iterations). */
+int64_t loader_epoch_iterations(const loader *l);
 /* The sampler cursor of the next batch not yet returned (for a checkpoint); resuming from
  * it with loader_set_cursor on a fresh loader gives the same batches. */
 void loader_get_cursor(const loader *l, sampler_cursor *c, int64_t *next_batch);

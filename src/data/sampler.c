@@ -153,3 +153,11 @@ double sampler_epoch_images(const sampler *s) {
 }
 
 int64_t sampler_epoch_iterations(const sampler *s) { return (int64_t)ceil(sampler_epoch_images(s) / s->cfg.batch - 1e-9); }
+
+int sampler_kind_parse(const char *name, sampler_kind *out) {
+    if (!strcmp(name, "rfs")) *out = SAMPLER_RFS_D2;
+    else if (!strcmp(name, "rfs_mmdet") || !strcmp(name, "rfs-mmdet")) *out = SAMPLER_RFS_MMDET;
+    else if (!strcmp(name, "uniform")) *out = SAMPLER_UNIFORM;
+    else return -1;
+    return 0;
+}

@@ -82,6 +82,10 @@ double sampler_epoch_images(const sampler *s);
  * process holds the whole batch). */
 int64_t sampler_epoch_iterations(const sampler *s);
 
+/* The kind named by the config's data.sampler: "rfs", "rfs_mmdet" (also written
+ * "rfs-mmdet") or "uniform"; 0, or -1 for another name. */
+int sampler_kind_parse(const char *name, sampler_kind *out);
+
 /* RFS repeat factors (detectron2's rule): over the images with at least one annotation (N),
  * f(c) = images holding c / N, r(c) = max(1, sqrt(t / f(c))), r(I) = max over I's classes.
  * Fills r_img[n_img] (0 for images without annotations); returns N. */

@@ -6,6 +6,7 @@
  * Today's models: `tiny` (tiny_model.h); the detectors plug in here as they arrive. */
 #include "train/train_cmd.h"
 
+#include "core/check.h"
 #include "core/runtime.h"
 #include "data/loader.h"
 #include "data/lvis.h"
@@ -139,8 +140,7 @@ static int setup_data(run *r, char *err, size_t errn) {
     if (lvis_open(&r->data, json, &o, err, errn)) return -1;
     loader_config c;
     loader_config_default(&c, (int)config_int(&r->cfg, "solver.batch"), (uint64_t)config_int(&r->cfg, "train.seed"));
-    const char *s = config_string(&r->cfg, "data.sampler");
-    c.sampler.kind = !strcmp(s, "uniform") ? SAMPLER_UNIFORM : !strcmp(s, "rfs_mmdet") ? SAMPLER_RFS_MMDET : SAMPLER_RFS_D2;
+    CHECK(sampler_kind_parse(config_string(&r->cfg, "data.sampler"), &c.sampler.kind) == 0, "data.sampler: not validated");
     c.sampler.rfs_threshold = config_float(&r->cfg, "data.rfs.threshold");
     c.sampler.group_aspect = config_bool(&r->cfg, "data.aspect_grouping");
     int64_t sizes[LOADER_MAX_SIZES];
@@ -177,15 +177,7 @@ static int setup_solver(run *r, char *err, size_t errn) {
     /* the length: iterations, or epochs of the sampler (mmdet counts RFS epochs) */
     double epochs = config_float(c, "solver.epochs");
     int64_t per_epoch = 0;
-    if (epochs > 0) {
-        sampler s;
-        sampler_config sc = {SAMPLER_RFS_D2, config_float(c, "data.rfs.threshold"), (int)config_int(c, "solver.batch"), 1, 1};
-        const char *k = config_string(c, "data.sampler");
-        sc.kind = !strcmp(k, "uniform") ? SAMPLER_UNIFORM : !strcmp(k, "rfs_mmdet") ? SAMPLER_RFS_MMDET : SAMPLER_RFS_D2;
-        if (sampler_init(&s, &r->data, &sc, err, errn)) return -1;
-        per_epoch = sampler_epoch_iterations(&s);
-        sampler_free(&s);
-    }
+    if (epochs > 0) per_epoch = loader_epoch_iterations(r->ld);
     r->max_iter = epochs > 0 ? (int64_t)llround(epochs * (double)per_epoch) : config_int(c, "solver.max_iter");
     r->sched = (lr_schedule){config_float(c, "solver.lr"), config_int(c, "solver.warmup_iters"),
                              config_float(c, "solver.warmup_factor"), {0}, 0, config_float(c, "solver.gamma")};
