@@ -77,6 +77,8 @@ __global__ static void box_decode_kernel(int64_t n, int K, box_coder c, const fl
     float dw = __fdiv_rn(q[2], c.ww), dh = __fdiv_rn(q[3], c.wh);
     if (dw > c.scale_clamp) dw = c.scale_clamp;
     if (dh > c.scale_clamp) dh = c.scale_clamp;
+    if (c.clamp_below && dw < -c.scale_clamp) dw = -c.scale_clamp;
+    if (c.clamp_below && dh < -c.scale_clamp) dh = -c.scale_clamp;
     float px = __fadd_rn(__fmul_rn(dx, w), cx), py = __fadd_rn(__fmul_rn(dy, h), cy);
     float pw = __fmul_rn(expf(dw), w), ph = __fmul_rn(expf(dh), h);
     float *b = o + e * 4;

@@ -99,6 +99,7 @@ typedef struct tgt_case {
     int8_t *labels;
     int32_t *matched, sampled[256];
     float deltas[256 * 4];
+    const uint8_t *valid; /* NULL: every anchor */
     rpn_targets out;
 } tgt_case;
 
@@ -109,6 +110,7 @@ static void tgt_init(tgt_case *c, int H, int W) {
     anchors_fill_cpu(&c->lay, tensor_f32(&c->anchors));
     c->labels = malloc((size_t)c->A);
     c->matched = malloc((size_t)c->A * 4);
+    c->valid = NULL;
     c->out = (rpn_targets){c->labels, c->matched, c->sampled, c->deltas, -1, -1};
 }
 static void tgt_free(tgt_case *c) {
@@ -121,7 +123,7 @@ static void tgt_run(tgt_case *c, const float *gt, int G, int chunk, uint64_t see
     rpn_target_cfg cfg = rpn_target_cfg_default();
     cfg.chunk = chunk;
     tensor g = tensor_view((void *)gt, DTYPE_F32, DEVICE_CPU, TSHAPE(G, 4));
-    rpn_targets_cpu(rt, &cfg, &c->anchors, G ? &g : NULL, seed, 7, image, &c->out);
+    rpn_targets_cpu(rt, &cfg, &c->anchors, G ? &g : NULL, c->valid, seed, 7, image, &c->out);
     runtime_step_end(rt);
 }
 /* The sampling invariants: counts, labels consistent with sampled[], pos first. */

@@ -3,7 +3,8 @@
 #include "model/info_cmd.h"
 
 #include "model/backbone.h"
-#include "model/rpn_head.h"
+#include "model/model_config.h"
+#include "model/rpn.h"
 #include "train/config.h"
 
 #include <stdio.h>
@@ -42,27 +43,27 @@ int info_main(int argc, char **argv) {
     if (config_load(&cfg, cfg_path, ov, n_ov, err, sizeof err)) return free(ov), fprintf(stderr, "error: %s\n", err), 1;
     free(ov);
 
-    backbone_config bc = backbone_config_default();
-    bc.depth = (int)config_int(&cfg, "model.backbone.depth");
-    bc.freeze_at = (int)config_int(&cfg, "model.backbone.freeze_at");
-    bc.norm = strcmp(config_string(&cfg, "model.backbone.norm"), "GN") == 0 ? NORM_GN : NORM_FROZEN_BN;
-    bc.stride_in_1x1 = config_bool(&cfg, "model.backbone.stride_in_1x1");
-    bc.fpn_channels = (int)config_int(&cfg, "model.fpn.channels");
-    bc.width = (int)config_int(&cfg, "model.backbone.width");
-    bc.fpn_norm = strcmp(config_string(&cfg, "model.fpn.norm"), "GN") == 0 ? NORM_GN : NORM_NONE;
+    backbone_config bc;
+    rpn_config rc;
+    if (model_backbone_config(&cfg, &bc, err, sizeof err) || model_rpn_config(&cfg, bc.fpn_channels, &rc, err, sizeof err))
+        return config_free(&cfg), fprintf(stderr, "error: %s\n", err), 1;
     config_free(&cfg);
-    if (bc.depth != 18 && bc.depth != 34 && bc.depth != 50 && bc.depth != 101)
-        return fprintf(stderr, "error: model.backbone.depth %d: expected 18, 34, 50 or 101\n", bc.depth), 1;
-    if (bc.freeze_at < 0 || bc.freeze_at > 2)
-        return fprintf(stderr, "error: model.backbone.freeze_at %d: expected 0, 1 or 2\n", bc.freeze_at), 1;
 
     backbone b;
     backbone_init(&b, &bc, DEVICE_CPU);
-    rpn_head rh;
-    rpn_head_init(&rh, bc.fpn_channels, 3, DTYPE_F32, DEVICE_CPU, bc.seed);
+    rpn m;
+    rpn_init(&m, &rc, DTYPE_F32, DEVICE_CPU, bc.seed);
+    rpn_head rh = m.head;
 
     printf("model: ResNet-%d-FPN, norm %s, freeze_at %d, stride_in_1x1 %d, FPN %d channels, RPN A = 3\n", bc.depth,
            bc.norm == NORM_GN ? "GN" : "FrozenBN", bc.freeze_at, bc.stride_in_1x1, bc.fpn_channels);
+    printf("RPN: matcher %s, loss normaliser %s, box loss %s (beta %g), anchors %s, decode clamp %s,\n"
+           "  proposals per level/image: train %d/%d, test %d/%d, NMS %g\n",
+           rc.target.match.variant == MATCH_VARIANT_MMDET ? "mmdet" : "d2",
+           rc.normaliser == RPN_NORM_SAMPLED ? "sampled" : "256 x images", rc.smooth_l1_beta > 0 ? "smooth-L1" : "L1",
+           rc.smooth_l1_beta, rc.anchor_filter == RPN_ANCHORS_ALL ? "all" : rc.anchor_filter == RPN_ANCHORS_IMAGE ? "image" : "inside",
+           rc.train.clamp_below ? "both ways" : "from above", rc.train.pre_nms_topk, rc.train.post_nms_topk,
+           rc.test.pre_nms_topk, rc.test.post_nms_topk, rc.train.nms_thresh);
     printf("  %-22s %12s %12s %12s %12s\n", "module", "trainable", "frozen", "buffers", "params");
     row("backbone.bottom_up", &b.params, "backbone.bottom_up.");
     row("backbone.fpn", &b.params, "backbone.fpn_");
@@ -83,7 +84,7 @@ int info_main(int argc, char **argv) {
            INFO_H, INFO_W);
     printf("  backbone + FPN %8.1f MiB\n  RPN head       %8.1f MiB\n  total          %8.1f MiB\n",
            (double)ab / (1 << 20), (double)ar / (1 << 20), (double)(ab + ar) / (1 << 20));
-    rpn_head_free(&rh);
+    rpn_free(&m);
     backbone_free(&b);
     return 0;
 }

@@ -17,8 +17,8 @@ rpn_target_cfg rpn_target_cfg_default(void) {
     return c;
 }
 
-rpn_proposal_cfg rpn_proposal_cfg_train(void) { return (rpn_proposal_cfg){2000, 1000, 0.7, 0.f}; }
-rpn_proposal_cfg rpn_proposal_cfg_test(void) { return (rpn_proposal_cfg){1000, 1000, 0.7, 0.f}; }
+rpn_proposal_cfg rpn_proposal_cfg_train(void) { return (rpn_proposal_cfg){2000, 1000, 0.7, 0.f, 0}; }
+rpn_proposal_cfg rpn_proposal_cfg_test(void) { return (rpn_proposal_cfg){1000, 1000, 0.7, 0.f, 0}; }
 
 static tensor *scratch(runtime *rt, dtype t, int rows, int cols) {
     /* never a zero-size request: the arena hands back a valid pointer for one row */
@@ -32,9 +32,10 @@ static void expect_box_tensor(const char *what, const tensor *t) {
 }
 
 /* Both matcher passes over the anchors in chunks of cfg->chunk columns; the IoU of a chunk
- * is recomputed in pass 2 (the same f32 operations, so the matcher's == holds). */
+ * is recomputed in pass 2 (the same f32 operations, so the matcher's == holds). Columns of
+ * anchors that are not valid are zeroed in both passes. */
 static void match_streamed(runtime *rt, const rpn_target_cfg *cfg, const tensor *anchors, const tensor *gt, int G,
-                           int64_t A, int8_t *labels, int32_t *matched) {
+                           int64_t A, const uint8_t *valid, int8_t *labels, int32_t *matched) {
     float *best = tensor_f32(scratch(rt, DTYPE_F32, (int)A, 0));
     if (G == 0) {
         for (int64_t a = 0; a < A; a++) matched[a] = -1;
@@ -51,6 +52,10 @@ static void match_streamed(runtime *rt, const rpn_target_cfg *cfg, const tensor 
             int n = (int)(A - a0 < chunk ? A - a0 : chunk);
             tensor iou = tensor_view(iou_buf->data, DTYPE_F32, DEVICE_CPU, TSHAPE(G, n));
             box_iou_cpu(rt, gt, anchors, (int)a0, (int)a0 + n, &iou);
+            if (valid)
+                for (int j = 0; j < n; j++)
+                    if (!valid[a0 + j])
+                        for (int gi = 0; gi < G; gi++) tensor_f32(&iou)[(int64_t)gi * n + j] = 0.f;
             if (pass == 0) match_scan_chunk(tensor_f32(&iou), n, G, a0, n, gt_max, best, matched);
             else match_low_quality_chunk(&cfg->match, tensor_f32(&iou), n, G, a0, n, gt_max, matched, labels);
         }
@@ -59,7 +64,7 @@ static void match_streamed(runtime *rt, const rpn_target_cfg *cfg, const tensor 
 }
 
 void rpn_targets_cpu(runtime *rt, const rpn_target_cfg *cfg, const tensor *anchors, const tensor *gt,
-                     uint64_t seed, uint64_t step, int image, rpn_targets *out) {
+                     const uint8_t *valid, uint64_t seed, uint64_t step, int image, rpn_targets *out) {
     expect_box_tensor("anchors", anchors);
     int G = gt ? gt->shape[0] : 0;
     if (gt) expect_box_tensor("gt boxes", gt);
@@ -71,7 +76,10 @@ void rpn_targets_cpu(runtime *rt, const rpn_target_cfg *cfg, const tensor *ancho
         CHECK(isfinite(g[i]), "rpn targets: image %d: gt box %d has a non-finite coordinate %g", image, i / 4,
               (double)g[i]);
 
-    match_streamed(rt, cfg, anchors, gt, G, A, out->labels, out->matched);
+    match_streamed(rt, cfg, anchors, gt, G, A, valid, out->labels, out->matched);
+    if (valid)
+        for (int64_t a = 0; a < A; a++)
+            if (!valid[a]) out->labels[a] = -1;
 
     rng r = match_sample_rng(seed, step, image, MATCH_STAGE_RPN);
     int32_t *perm = tensor_i32(scratch(rt, DTYPE_I32, (int)A, 0));
@@ -118,6 +126,7 @@ static int gather_top(runtime *rt, const rpn_proposal_cfg *cfg, const tensor *an
     tensor d = tensor_view(del->data, DTYPE_F32, DEVICE_CPU, TSHAPE(n, 4));
     tensor o = tensor_view(boxes->data, DTYPE_F32, DEVICE_CPU, TSHAPE(n, 4));
     box_coder coder = box_coder_rpn();
+    coder.clamp_below = cfg->clamp_below;
     box_decode_cpu(rt, &coder, &s, &d, &o);
     return n;
 }

@@ -62,10 +62,14 @@ typedef struct rpn_targets {
 } rpn_targets;
 
 /* anchors [A, 4] f32, gt [G, 4] f32 (G >= 0; NULL when G = 0), CPU. A GT coordinate that is
- * not finite stops the program naming the box. Scratch from the step arena:
- * 4·(2A + G + G·chunk + 8·batch) bytes. */
+ * not finite stops the program naming the box.
+ * valid [A] (NULL: every anchor): mmdet's anchor flags. An anchor with valid[a] == 0 takes
+ * no part in the matching (its IoUs count as 0, so it neither raises a GT's maximum nor is
+ * promoted by one) and is labelled -1 (ignored) before sampling, as mmdet assigns and samples
+ * the valid anchors only.
+ * Scratch from the step arena: 4·(2A + G + G·chunk + 8·batch) bytes. */
 void rpn_targets_cpu(runtime *rt, const rpn_target_cfg *cfg, const tensor *anchors, const tensor *gt,
-                     uint64_t seed, uint64_t step, int image, rpn_targets *out);
+                     const uint8_t *valid, uint64_t seed, uint64_t step, int image, rpn_targets *out);
 
 /* ====================================== proposals ===================================== */
 
@@ -74,10 +78,11 @@ typedef struct rpn_proposal_cfg {
     int post_nms_topk;  /* per image: 1000 (Base-RCNN-FPN train and test; cascade train 2000) */
     double nms_thresh;  /* 0.7 */
     float min_size;     /* 0: drop only empty boxes */
+    int clamp_below;    /* decode clamps dw, dh to [-c, c] (mmdet) instead of (-inf, c] (d2) */
 } rpn_proposal_cfg;
 
-rpn_proposal_cfg rpn_proposal_cfg_train(void); /* 2000, 1000, 0.7, 0 */
-rpn_proposal_cfg rpn_proposal_cfg_test(void);  /* 1000, 1000, 0.7, 0 */
+rpn_proposal_cfg rpn_proposal_cfg_train(void); /* 2000, 1000, 0.7, 0, d2 clamp */
+rpn_proposal_cfg rpn_proposal_cfg_test(void);  /* 1000, 1000, 0.7, 0, d2 clamp */
 
 /* Outputs, the caller's arrays of post_nms_topk rows: boxes [post, 4] XYXY f32 (clipped),
  * scores [post] (the objectness logits), levels [post] i32 (0 = P2); best first. */

@@ -6,7 +6,7 @@
 #include <math.h>
 
 box_coder box_coder_make(float wx, float wy, float ww, float wh) {
-    return (box_coder){wx, wy, ww, wh, BOX_SCALE_CLAMP};
+    return (box_coder){wx, wy, ww, wh, BOX_SCALE_CLAMP, 0};
 }
 box_coder box_coder_rpn(void) { return box_coder_make(1, 1, 1, 1); }
 box_coder box_coder_roi(void) { return box_coder_make(10, 10, 5, 5); }
@@ -92,9 +92,11 @@ void box_decode_cpu(runtime *rt, const box_coder *c, const tensor *src, const te
         for (int k = 0; k < K; k++) {
             const float *e = d + ((int64_t)r * K + k) * 4;
             float dx = e[0] / c->wx, dy = e[1] / c->wy, dw = e[2] / c->ww, dh = e[3] / c->wh;
-            /* clamp from above only, a NaN passes (torch.clamp(max=)); d2 keeps exp finite */
+            /* clamp from above (d2; mmdet also from below), a NaN passes (torch.clamp) */
             if (dw > c->scale_clamp) dw = c->scale_clamp;
             if (dh > c->scale_clamp) dh = c->scale_clamp;
+            if (c->clamp_below && dw < -c->scale_clamp) dw = -c->scale_clamp;
+            if (c->clamp_below && dh < -c->scale_clamp) dh = -c->scale_clamp;
             float px = dx * w + cx, py = dy * h + cy;
             float pw = expf(dw) * w, ph = expf(dh) * h;
             float *b = o + ((int64_t)r * K + k) * 4;

@@ -31,10 +31,13 @@ extern "C" {
  * the f32 value torch's clamp uses. */
 #define BOX_SCALE_CLAMP 4.135166556742356f
 
-/* Box2BoxTransform weights (wx, wy, ww, wh) and the dw/dh clamp. */
+/* Box2BoxTransform weights (wx, wy, ww, wh) and the dw/dh clamp: d2 clamps dw and dh
+ * from above only; mmdet's DeltaXYWHBBoxCoder clamps them to [-clamp, +clamp]
+ * (clamp_below = 1; architecture.md §5.2, §13). */
 typedef struct box_coder {
     float wx, wy, ww, wh;
     float scale_clamp;
+    int clamp_below;
 } box_coder;
 
 /* RPN: (1, 1, 1, 1); the box head (first cascade stage too): (10, 10, 5, 5); the other
