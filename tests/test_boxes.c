@@ -92,9 +92,10 @@ static void test_coder_hand(void) {
     runtime *rt = ot_runtime(2);
     const float src[] = {10, 20, 50, 100, 0, 0, 1, 1, 100, 100, 400, 150};
     const float tgt[] = {12, 18, 60, 90, 0.25f, 0.5f, 3, 2, 90, 120, 380, 160};
-    box_coder coders[2] = {box_coder_rpn(), box_coder_roi()};
+    box_coder coders[3] = {box_coder_rpn(), box_coder_roi(), box_coder_rpn()};
+    coders[2].clamp_below = 1; /* mmdet */
     tensor *s = boxes_t(src, 3), *t = boxes_t(tgt, 3), *d = boxes_t(src, 3), *o = boxes_t(src, 3);
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         box_encode_cpu(rt, &coders[c], s, t, d);
         /* by hand, box 0 with the RPN weights: centres (30, 60) -> (36, 54), sizes 40x80 -> 48x72 */
         if (c == 0) {
@@ -464,7 +465,8 @@ static void test_gpu_boxes_parity(void) {
     expect_same_f32("IoU gpu vs cpu", tensor_f32(back), tensor_f32(ref), tensor_numel(ref));
     ot_free(back), ot_free(ref), ot_free(dev);
     /* coder: encode then class-specific decode (K = 5) with both weight sets */
-    box_coder coders[2] = {box_coder_rpn(), box_coder_roi()};
+    box_coder coders[3] = {box_coder_rpn(), box_coder_roi(), box_coder_rpn()};
+    coders[2].clamp_below = 1; /* mmdet */
     tensor *t = boxes_t(bb + 4 * 1000, N), *it = to_gpu(t);
     for (int c = 0; c < 2; c++) {
         tensor *d = ot_const(DTYPE_F32, TSHAPE(N, 4), 0, 0), *dd = to_gpu(d);

@@ -157,8 +157,48 @@ static void to_double(const tensor *t, const void *p, double *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = t->dtype == DTYPE_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
 }
 
-/* One golden case at one precision, through the interface. */
-static void run_ce_case(const char *cas, dtype dt) {
+#if MRC_CUDA
+static runtime *gpu_runtime(void) {
+    static runtime gpu;
+    static int made = 0;
+    if (!made) {
+        runtime_config cfg = runtime_config_default();
+        cfg.device = "cuda";
+        cfg.quiet = 1;
+        runtime_init(&gpu, &cfg);
+        made = 1;
+    }
+    return &gpu;
+}
+#endif
+
+/* A step tensor on the GPU holding the CPU tensor h's values (gpu = 1), or h itself. */
+static tensor *placed(runtime *r, const tensor *h, int gpu) {
+    if (!gpu) return (tensor *)h;
+    tensor *t = runtime_tensor(r, DEVICE_CUDA, h->dtype, h->shape, h->ndim);
+    tensor_copy(t, h);
+    return t;
+}
+/* The values of t (any device) as doubles; p: its data or its gradient buffer. */
+static void fetch_double(const tensor *t, const void *p, double *out, int64_t n) {
+    if (t->device == DEVICE_CPU) {
+        to_double(t, p, out, n);
+        return;
+    }
+    tensor src = tensor_view((void *)p, t->dtype, t->device, TSHAPE((int)n));
+    tensor h = tensor_alloc(t->dtype, DEVICE_CPU, TSHAPE((int)n));
+    tensor_copy(&h, &src);
+    to_double(&h, h.data, out, n);
+    tensor_free(&h);
+}
+
+/* One golden case at one precision, through the interface; gpu = 1 runs the forward, the
+ * backward and the scores on the GPU (f32) against the same golden and tolerances. */
+static void run_ce_case_on(const char *cas, dtype dt, int gpu) {
+    runtime *r = &rt;
+#if MRC_CUDA
+    if (gpu) r = gpu_runtime();
+#endif
     golden_ce g;
     char msg[512];
     int rc = golden_load(cas, &g, msg, sizeof msg);
@@ -173,24 +213,26 @@ static void run_ce_case(const char *cas, dtype dt) {
     int K = g.K, R = g.R, cols = K + 1;
     int64_t nel = (int64_t)R * cols;
 
-    tensor *x = step_tensor(dt, g.logits, R, cols);
+    tensor *x = placed(r, step_tensor(dt, g.logits, R, cols), gpu);
     x->requires_grad = 1;
     tensor *labels = runtime_tensor(&rt, DEVICE_CPU, DTYPE_I32, TSHAPE(R));
     memcpy(labels->data, g.labels, R * sizeof(int32_t));
+    labels = placed(r, labels, gpu);
     loss_rows rows = {.R = R, .labels = labels, .num_images = 2};
-    loss_terms t = e->forward(&s, &rt, x, &rows);
+    loss_terms t = e->forward(&s, r, x, &rows);
     REQUIRE(t.n == 1 && strcmp(t.name[0], "loss_cls") == 0, "ce terms: %d, first '%s'", t.n, t.n ? t.name[0] : "");
     double loss;
-    to_double(t.value[0], t.value[0]->data, &loss, 1);
+    fetch_double(t.value[0], t.value[0]->data, &loss, 1);
     REQUIRE(t.value[0]->requires_grad, "the loss is not on the tape");
-    runtime_backward(&rt, t.value[0]);
+    runtime_backward(r, t.value[0]);
     REQUIRE(x->grad != NULL, "no d(logits)");
     double *grad = malloc(nel * sizeof *grad), *sc = malloc((size_t)R * K * sizeof *sc),
            *want_sc = malloc((size_t)R * K * sizeof *want_sc);
-    to_double(x, x->grad, grad, nel);
-    tensor *scores = e->scores(&s, &rt, x);
+    fetch_double(x, x->grad, grad, nel);
+    tensor *scores = e->scores(&s, r, x);
     REQUIRE(scores->ndim == 2 && scores->shape[0] == R && scores->shape[1] == K);
-    to_double(scores, scores->data, sc, (int64_t)R * K);
+    REQUIRE(scores->device == x->device, "scores on another device than the logits");
+    fetch_double(scores, scores->data, sc, (int64_t)R * K);
     for (int r = 0; r < R; r++)
         for (int k = 0; k < K; k++) want_sc[(int64_t)r * K + k] = g.act[(int64_t)r * cols + k];
 
@@ -199,7 +241,7 @@ static void run_ce_case(const char *cas, dtype dt) {
     double rtol = g.lvis ? 1.2e-7 : (f64 ? 0 : 1e-6); /* lvis arrays: f32 rounding */
     double lfloor = g.lvis && f64 ? 1e-15 : frac;
     char what[64];
-    snprintf(what, sizeof what, "%s %s loss", cas, dtype_name(dt));
+    snprintf(what, sizeof what, "%s %s%s loss", cas, dtype_name(dt), gpu ? " gpu" : "");
     EXPECT_CLOSE(what, &loss, &g.loss, 1, 0, f64 ? 1e-12 : 1e-6);
     snprintf(what, sizeof what, "%s %s d(logits)", cas, dtype_name(dt));
     EXPECT_CLOSE(what, grad, g.grad, nel, lfloor * max_abs(g.grad, nel), rtol);
@@ -212,7 +254,8 @@ static void run_ce_case(const char *cas, dtype dt) {
         EXPECT_CLOSE(what, gl, g.grad_at_label, R, 1e-12 * max_abs(g.grad_at_label, R), f64 ? 1e-12 : 1e-6);
         free(gl);
     }
-    printf("  %s %s: loss %.17g (golden %.17g), d(logits) worst |err| / max %.2g\n", cas, dtype_name(dt), loss, g.loss,
+    printf("  %s %s%s: loss %.17g (golden %.17g), d(logits) worst |err| / max %.2g\n", cas, dtype_name(dt),
+           gpu ? " gpu" : "", loss, g.loss,
            ({
                double w = 0;
                for (int64_t i = 0; i < nel; i++) w = fmax(w, fabs(grad[i] - g.grad[i]));
@@ -223,8 +266,10 @@ static void run_ce_case(const char *cas, dtype dt) {
     free(want_sc);
     loss_state_free(&s);
     runtime_step_end(&rt);
+    if (r != &rt) runtime_step_end(r);
     golden_free(&g);
 }
+static void run_ce_case(const char *cas, dtype dt) { run_ce_case_on(cas, dt, 0); }
 
 static void test_ce_small_f64(void) { run_ce_case("small", DTYPE_F64); }
 static void test_ce_small_f32(void) { run_ce_case("small", DTYPE_F32); }
@@ -232,6 +277,13 @@ static void test_ce_medium_f64(void) { run_ce_case("medium", DTYPE_F64); }
 static void test_ce_medium_f32(void) { run_ce_case("medium", DTYPE_F32); }
 static void test_ce_lvis_f64(void) { run_ce_case("lvis", DTYPE_F64); }
 static void test_ce_lvis_f32(void) { run_ce_case("lvis", DTYPE_F32); }
+/* The CUDA path (softmax CE twin, ce_scores_gpu) against the same golden cases. */
+static void test_ce_gpu(void) {
+    REQUIRE_GPU();
+    run_ce_case_on("small", DTYPE_F32, 1);
+    run_ce_case_on("medium", DTYPE_F32, 1);
+    run_ce_case_on("lvis", DTYPE_F32, 1);
+}
 
 /* loss_weight scales the loss and d(logits); no tape entry when the logits need none. */
 static void test_ce_loss_weight_and_no_grad(void) {
@@ -318,6 +370,7 @@ int main(void) {
     RUN(test_ce_medium_f32);
     RUN(test_ce_lvis_f64);
     RUN(test_ce_lvis_f32);
+    RUN(test_ce_gpu);
     runtime_free(&rt);
     return test_finish("test_loss_table");
 }
