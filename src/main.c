@@ -10,6 +10,7 @@
 #include "data/synth_cmd.h"
 #include "eval/lvis_eval_cmd.h"
 #include "model/info_cmd.h"
+#include "eval/eval_cmd.h"
 
 typedef struct command {
     const char *name;
@@ -23,6 +24,7 @@ static const command commands[] = {
     {"train", train_main, "train a model from a config (run directory, checkpoints, --resume)"},
     {"data", data_main, "run the training data loader on a data set: batches, speed, bad images"},
     {"lvis-eval", lvis_eval_main, "the official LVIS box or mask AP of a results file"},
+    {"eval", eval_main, "evaluate a checkpoint on the validation split: LVIS box and mask AP, eval.json"},
     {"info", info_main, "the model a config builds: parameter counts per module, activation memory"},
     {"synth", synth_main, "write the built-in long-tail demo data set (JPEG + LVIS v1 JSON)"},
 };

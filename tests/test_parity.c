@@ -12,6 +12,7 @@
 #include "ops/ops_internal.h"
 #include "ops/pointwise.h"
 #include "ops/pool.h"
+#include "ops/select.h"
 
 /* ---- the ops as parity functions: forward into out[0], backward into the rest ---------- */
 
@@ -75,6 +76,18 @@ static void sl1_fn(runtime *rt, tensor **in, tensor **out, const void *args) {
     OPS_CALL(in[0], smooth_l1_backward, rt, a[1], in[0], in[1], in[2], a[0], in[3], out[1]);
 }
 
+/* gather_group: in: x, idx, dy; out: y, dx. args: the group width */
+static void gather_fn(runtime *rt, tensor **in, tensor **out, const void *args) {
+    int width = *(const int *)args;
+    OPS_CALL(in[0], gather_group_forward, rt, in[0], in[1], width, out[0]);
+    OPS_CALL(in[0], gather_group_backward, rt, in[1], width, in[2], out[1]);
+}
+/* class_conv1x1: in: x, w, b (or NULL), cls, dy; out: y, dx, dw, and db when there is a bias */
+static void cconv_fn(runtime *rt, tensor **in, tensor **out, const void *args) {
+    OPS_CALL(in[0], class_conv1x1_forward, rt, in[0], in[1], in[2], in[3], out[0]);
+    OPS_CALL(in[0], class_conv1x1_backward, rt, in[0], in[1], in[3], in[4], out[1], out[2], in[2] ? out[3] : NULL);
+}
+
 /* ---- the cases ----------------------------------------------------------------------- */
 
 typedef struct pcase {
@@ -89,6 +102,7 @@ typedef struct pcase {
         group_norm_args gn;
         pool_args pool;
         double loss[2];
+        int width;
     } args;
     double rtol, atol;
 } pcase;
@@ -224,6 +238,40 @@ static void add_loss(int kind, int R, int K, double beta) {
     c->args.loss[0] = 0.5 * R, c->args.loss[1] = beta;
 }
 
+/* An i32 [R] tensor of indices in [0, n); every third row repeats an earlier row's, so rows
+ * share classes even when n is large. */
+static tensor *rnd_index(int R, int n) {
+    tensor *t = ot_const(DTYPE_I32, TSHAPE(R), 0, 0);
+    for (int r = 0; r < R; r++)
+        tensor_i32(t)[r] = r % 3 == 2 ? tensor_i32(t)[(int)ot_uniform(0, r - 1e-9)] : (int)ot_uniform(0, n - 1e-9);
+    return t;
+}
+
+/* gather_group copies (forward) and adds once (backward): exact on both sides. */
+static void add_gather(int R, int G, int width) {
+    pcase *c = add_case(gather_fn, 0, 0, "gather_group [%d, %d·%d]", R, G, width);
+    c->nin = 3, c->nout = 2;
+    c->in[0] = RND(-1, 1, R, G * width), c->in[1] = rnd_index(R, G), c->in[2] = RND(-1, 1, R, width);
+    c->out[0] = po(c->in[2], 0), c->out[1] = po(c->in[0], 1);
+    c->args.width = width;
+}
+
+/* class_conv1x1: y is a double sum rounded once to f32 (the GPU adds in another order:
+ * at most an ulp apart); dx is one rounded product added once, and dw, db are the CPU's
+ * double row sums added in the CPU's row order (kernels/select.cu), so all three are
+ * expected bit-identical: the 1e-6 bounds leave room without hiding a wrong sum. */
+static void add_cconv(int R, int H, int W, int C, int K, int bias, int flat_w) {
+    pcase *c = add_case(cconv_fn, 1e-6, 1e-6, "class_conv1x1 [%d,%d,%d,%d] K=%d%s%s", R, H, W, C, K,
+                        bias ? " +bias" : "", flat_w ? " w [K,C]" : "");
+    c->nin = 5, c->nout = bias ? 4 : 3;
+    c->in[0] = RND(-1, 1, R, H, W, C);
+    c->in[1] = flat_w ? RND(-1, 1, K, C) : RND(-1, 1, K, 1, 1, C);
+    c->in[2] = bias ? RND(-1, 1, K) : NULL;
+    c->in[3] = rnd_index(R, K), c->in[4] = RND(-1, 1, R, H, W, 1);
+    c->out[0] = po(c->in[4], 0), c->out[1] = po(c->in[0], 1), c->out[2] = po(c->in[1], 1);
+    if (bias) c->out[3] = po(c->in[2], 1);
+}
+
 static void build_cases(void) {
     if (ncases) return;
     ot_seed(parity_seed());
@@ -263,6 +311,16 @@ static void build_cases(void) {
     add_loss(1, 513, 1204, 0);             /* LVIS-sized logits: K + 1 = 1204 */
     add_loss(2, 77, 4, 1.0 / 9);
     add_loss(2, 77, 4, 0);
+    add_gather(1, 1, 4);
+    add_gather(37, 9, 4);
+    add_gather(64, 5, 1);
+    add_gather(1024, 1203, 4);             /* LVIS box deltas: 4 of 1203·4 per RoI */
+    add_cconv(1, 1, 1, 3, 2, 1, 0);
+    add_cconv(5, 7, 7, 17, 3, 0, 0);       /* no bias */
+    add_cconv(9, 5, 6, 8, 4, 1, 1);        /* the [K, C] weight */
+    add_cconv(40, 3, 3, 130, 70, 1, 0);    /* C + 1 crosses a column tile; K > the class chunks */
+    add_cconv(2048, 2, 2, 8, 3, 1, 0);     /* rows past one staged tile of classes, ~680 per class */
+    add_cconv(256, 28, 28, 256, 1203, 1, 0); /* the LVIS mask predictor, repeated classes */
 }
 
 static parity_result run_case(const pcase *c, runtime *twin_rt, parity_fn twin) {

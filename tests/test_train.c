@@ -179,12 +179,12 @@ static void test_weights_and_errors(void) {
     /* a learning rate that blows up: the run stops naming the term, the iteration and the
      * images, and keeps its last good checkpoint; with nan_policy=skip it goes on */
     st = train("nan", "solver.lr=1e30", NULL, out, sizeof out);
-    EXPECT(st == 1 && strstr(out, "non-finite loss_cls = ") && strstr(out, " at iteration ") && strstr(out, "image ids ") &&
+    EXPECT(st == 1 && strstr(out, "non-finite total_loss = ") && strstr(out, " at iteration ") && strstr(out, "image ids ") &&
                strstr(out, "the last good checkpoint is kept"),
            "exit %d: %.800s", st, out);
     EXPECT(access(path("nan/model_final.safetensors"), F_OK) != 0, "a NaN run wrote model_final");
     st = train("nanskip", "solver.lr=1e30", "train.nan_policy=skip", out, sizeof out);
-    EXPECT(st == 0 && strstr(out, "warning: skipped the update of a non-finite loss_cls"), "exit %d: %.800s", st, out);
+    EXPECT(st == 0 && strstr(out, "warning: skipped the update of a non-finite total_loss"), "exit %d: %.800s", st, out);
     st = train("bad", "solver.lrr=1", NULL, out, sizeof out);
     EXPECT(st == 1 && strstr(out, "unknown key 'solver.lrr' (did you mean 'solver.lr'?)"), "exit %d: %.300s", st, out);
     st = train("nothing", "--resume", NULL, out, sizeof out);

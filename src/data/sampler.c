@@ -54,7 +54,7 @@ static int make_pass(sampler *s, int64_t e) {
         for (int k = 0; k < c; k++) s->pass[len++] = i;
     }
     if (len > INT32_MAX) return -1;
-    rng_shuffle_i32(&r, s->pass, (int)len);
+    if (s->cfg.kind != SAMPLER_SEQUENTIAL) rng_shuffle_i32(&r, s->pass, (int)len);
     s->pass_len = len;
     return 0;
 }
@@ -64,7 +64,8 @@ int sampler_init(sampler *s, const lvis_data *d, const sampler_config *cfg, char
     s->cfg = *cfg;
     if (cfg->batch < 1 || cfg->batch > SAMPLER_MAX_BATCH)
         return mrc_fail(err, errn, "sampler: batch %d is not in [1, %d]", cfg->batch, SAMPLER_MAX_BATCH);
-    if (cfg->kind != SAMPLER_UNIFORM && !(cfg->rfs_threshold > 0 && cfg->rfs_threshold <= 1))
+    int plain = cfg->kind == SAMPLER_UNIFORM || cfg->kind == SAMPLER_SEQUENTIAL;
+    if (!plain && !(cfg->rfs_threshold > 0 && cfg->rfs_threshold <= 1))
         return mrc_fail(err, errn, "sampler: the RFS threshold %g is not in (0, 1]", cfg->rfs_threshold);
     double *r = malloc(((size_t)d->n_img + 1) * sizeof *r);
     s->image = malloc(((size_t)d->n_img + 1) * sizeof *s->image);
@@ -74,17 +75,18 @@ int sampler_init(sampler *s, const lvis_data *d, const sampler_config *cfg, char
         free(r), sampler_free(s);
         return mrc_fail(err, errn, "sampler: out of memory");
     }
-    lvis_repeat_factors(d, cfg->kind == SAMPLER_UNIFORM ? 1.0 : cfg->rfs_threshold, r);
+    lvis_repeat_factors(d, plain ? 1.0 : cfg->rfs_threshold, r);
     for (int i = 0; i < d->n_img; i++) {
-        if (d->imgs[i].n_ann == 0) continue;
+        if (d->imgs[i].n_ann == 0 && cfg->kind != SAMPLER_SEQUENTIAL) continue;
         s->image[s->n] = i;
-        s->repeat[s->n] = cfg->kind == SAMPLER_UNIFORM ? 1.0 : r[i];
+        s->repeat[s->n] = plain ? 1.0 : r[i];
         s->group[s->n] = d->imgs[i].width > d->imgs[i].height ? 0 : 1;
         s->n++;
     }
     free(r);
     if (s->n == 0) {
         sampler_free(s);
+        if (cfg->kind == SAMPLER_SEQUENTIAL) return mrc_fail(err, errn, "%s: no image", d->path);
         return mrc_fail(err, errn, "%s: no image has an annotation to train on", d->path);
     }
     if (make_pass(s, 0)) {

@@ -31,7 +31,9 @@ extern "C" {
 
 #define SAMPLER_MAX_BATCH 64
 
-typedef enum { SAMPLER_UNIFORM = 0, SAMPLER_RFS_D2, SAMPLER_RFS_MMDET } sampler_kind;
+/* SAMPLER_SEQUENTIAL (inference, not a data.sampler value): every image of the set, with
+ * or without annotations, once per pass in file order (no shuffle, no repeats). */
+typedef enum { SAMPLER_UNIFORM = 0, SAMPLER_RFS_D2, SAMPLER_RFS_MMDET, SAMPLER_SEQUENTIAL } sampler_kind;
 
 typedef struct sampler_config {
     sampler_kind kind;

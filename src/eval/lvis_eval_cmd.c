@@ -28,7 +28,7 @@ static void usage(FILE *f) {
 }
 
 /* The shortest %.Ng (15..17 digits) that reads back as v. */
-static void fmt_double(char *buf, size_t n, double v) {
+void lvis_fmt_double(char *buf, size_t n, double v) {
     for (int p = 15; p <= 17; p++) {
         snprintf(buf, n, "%.*g", p, v);
         if (strtod(buf, NULL) == v) return;
@@ -36,7 +36,7 @@ static void fmt_double(char *buf, size_t n, double v) {
 }
 
 /* A table row of columns: header line, separator and values as percentages ("-": none). */
-static void print_table(const lvis_eval_result *r, int from, int to) {
+void lvis_print_table(const lvis_eval_result *r, int from, int to) {
     char cell[32];
     for (int i = from; i < to; i++) printf("| %-8s", lvis_stat_names[i]);
     printf("|\n");
@@ -54,7 +54,7 @@ static void print_json(const lvis_eval_result *r, const lvis_data *gt) {
     char v[40];
     printf("{\"iou_type\":\"%s\"", r->type == LVIS_IOU_SEGM ? "segm" : "bbox");
     for (int i = 0; i < LVIS_NUM_STATS; i++) {
-        fmt_double(v, sizeof v, r->stats[i]);
+        lvis_fmt_double(v, sizeof v, r->stats[i]);
         printf(",\"%s\":%s", lvis_stat_names[i], v);
     }
     printf(",\"max_dets\":%d,\"num_images\":%d,\"num_categories\":%d,\"num_results\":%lld,"
@@ -71,7 +71,7 @@ static int write_csv(const char *path, const lvis_eval_result *r, const lvis_dat
     for (int k = 0; k < gt->n_cat; k++) {
         const char *name = lvis_string(gt, gt->cats[k].name);
         char v[40];
-        fmt_double(v, sizeof v, r->cat_ap[k]);
+        lvis_fmt_double(v, sizeof v, r->cat_ap[k]);
         fprintf(f, "%lld,", (long long)gt->cats[k].id);
         if (strpbrk(name, ",\"\n\r")) { /* RFC 4180 quoting */
             fputc('"', f);
@@ -160,8 +160,8 @@ int lvis_eval_main(int argc, char **argv) {
            res.det_area_from_box ? "the boxes" : "the masks");
     printf("  time          %.2f s reading, %.2f s evaluating\n", res.t_load, res.t_eval);
     printf("Evaluation results for %s (%%):\n", type);
-    print_table(&res, LVIS_AP, LVIS_AR);
-    print_table(&res, LVIS_AR, LVIS_NUM_STATS);
+    lvis_print_table(&res, LVIS_AP, LVIS_AR);
+    lvis_print_table(&res, LVIS_AR, LVIS_NUM_STATS);
     int rc = 0;
     if (a.csv && write_csv(a.csv, &res, &gt)) {
         fprintf(stderr, "error: %s: cannot write the per-category CSV\n", a.csv);

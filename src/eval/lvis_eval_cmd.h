@@ -7,7 +7,16 @@
 extern "C" {
 #endif
 
+#include "eval/lvis_eval.h"
+
+#include <stddef.h>
+
 int lvis_eval_main(int argc, char **argv);
+
+/* The shortest %.Ng (15..17 digits) that reads back as v. */
+void lvis_fmt_double(char *buf, size_t n, double v);
+/* The stats [from, to) as a markdown table on stdout, percentages ("-": none). */
+void lvis_print_table(const lvis_eval_result *r, int from, int to);
 
 #ifdef __cplusplus
 }

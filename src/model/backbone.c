@@ -4,6 +4,7 @@
 #include "core/check.h"
 #include "core/rng.h"
 #include "ops/conv.h"
+#include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/pointwise.h"
 #include "ops/pool.h"
@@ -84,6 +85,25 @@ void nn_conv_free(nn_conv *c) {
     memset(c, 0, sizeof *c);
 }
 
+void nn_linear_init(nn_linear *f, param_list *l, const char *prefix, int in, int out, dtype dt, device dev) {
+    memset(f, 0, sizeof *f);
+    CHECK(strlen(prefix) + 16 < sizeof f->name[0], "parameter name too long: %s", prefix);
+    CHECK(in >= 1 && out >= 1, "%s: features %d -> %d", prefix, in, out);
+    f->w = alloc_named(dt, dev, (const int[]){out, in}, 2, PARAM_KIND_TRAINABLE, f->name[0], prefix, ".weight");
+    f->b = alloc_named(dt, dev, (const int[]){out}, 1, PARAM_KIND_TRAINABLE, f->name[1], prefix, ".bias");
+    if (l) param_list_add(l, &f->w, PARAM_KIND_TRAINABLE), param_list_add(l, &f->b, PARAM_KIND_TRAINABLE);
+}
+
+void nn_linear_free(nn_linear *f) {
+    if (f->w.data) tensor_free(&f->w);
+    if (f->b.data) tensor_free(&f->b);
+    memset(f, 0, sizeof *f);
+}
+
+tensor *nn_linear_forward(runtime *rt, const nn_linear *f, tensor *x) {
+    return op_linear(rt, x, (tensor *)&f->w, (tensor *)&f->b);
+}
+
 tensor *nn_conv_forward(runtime *rt, const nn_conv *c, tensor *x) {
     tensor *y = op_conv2d(rt, x, (tensor *)&c->w, c->has_bias ? (tensor *)&c->b : NULL, c->stride, c->pad);
     if (c->norm == NORM_FROZEN_BN) return op_frozen_bn(rt, y, (tensor *)&c->norm_w, (tensor *)&c->norm_b);
@@ -96,7 +116,7 @@ tensor *nn_conv_forward(runtime *rt, const nn_conv *c, tensor *x) {
 /* ---- init ---------------------------------------------------------------------------- */
 
 /* rng fills write floats; f64 tensors (gradient checks, CPU) go through a float buffer. */
-static void fill(rng *r, tensor *t, int normal, float a, float b) {
+void nn_fill(rng *r, tensor *t, int normal, float a, float b) {
     if (t->dtype == DTYPE_F32) {
         if (normal) rng_fill_normal(r, t, a, b);
         else rng_fill_uniform(r, t, a, b);
@@ -135,7 +155,7 @@ static void init_norm(nn_conv *c) {
 /* MSRA fill: N(0, √(2 / (C_out·k·k))). */
 static void init_msra(rng *r, nn_conv *c) {
     double fan_out = (double)c->w.shape[0] * c->w.shape[1] * c->w.shape[2];
-    fill(r, &c->w, 1, 0.0f, (float)sqrt(2.0 / fan_out));
+    nn_fill(r, &c->w, 1, 0.0f, (float)sqrt(2.0 / fan_out));
     if (c->has_bias) tensor_zero(&c->b);
     init_norm(c);
 }
@@ -143,7 +163,7 @@ static void init_msra(rng *r, nn_conv *c) {
 /* caffe2 xavier = kaiming_uniform(a=1): U(±√(3 / (C_in·k·k))). */
 static void init_xavier(rng *r, nn_conv *c) {
     float lim = (float)sqrt(3.0 / ((double)c->w.shape[1] * c->w.shape[2] * c->w.shape[3]));
-    fill(r, &c->w, 0, -lim, lim);
+    nn_fill(r, &c->w, 0, -lim, lim);
     if (c->has_bias) tensor_zero(&c->b);
     init_norm(c);
 }

@@ -21,6 +21,7 @@
 #ifndef MRC_MODEL_BACKBONE_H
 #define MRC_MODEL_BACKBONE_H
 
+#include "core/rng.h"
 #include "core/runtime.h"
 
 #include <stdint.h>
@@ -66,6 +67,19 @@ void nn_conv_init(nn_conv *c, param_list *l, const char *prefix, int cin, int co
 void nn_conv_free(nn_conv *c);
 /* conv, then the norm (no activation). */
 tensor *nn_conv_forward(runtime *rt, const nn_conv *c, tensor *x);
+
+/* A fully connected layer w [out, in], b [out] (op_linear), registered as trainable. */
+typedef struct nn_linear {
+    tensor w, b;
+    char name[2][112];
+} nn_linear;
+void nn_linear_init(nn_linear *f, param_list *l, const char *prefix, int in, int out, dtype dt, device dev);
+void nn_linear_free(nn_linear *f);
+tensor *nn_linear_forward(runtime *rt, const nn_linear *f, tensor *x);
+
+/* Fills t from r: normal(a, b) (mean, std) or uniform [a, b); f64 CPU tensors go through a
+ * float buffer, so an f64 model starts from the same values as its f32 twin. */
+void nn_fill(rng *r, tensor *t, int normal, float a, float b);
 
 typedef struct backbone_config {
     int depth;          /* 18, 34, 50, 101 */

@@ -58,3 +58,48 @@ int model_rpn_config(const config *c, int channels, rpn_config *out, char *err, 
     *out = r;
     return 0;
 }
+
+int model_roi_heads_config(const config *c, int K, int channels, roi_heads_config *out, char *err, size_t errn) {
+    const char *name = config_string(c, "loss.cls");
+    const loss_entry *e = loss_table_find(name);
+    if (!e) {
+        char b[256];
+        FAIL("%s", loss_table_unknown(name, b, sizeof b));
+    }
+    if (K < 1) FAIL("%d classes: the data set has no categories", K);
+    roi_heads_config r = roi_heads_config_default(K, channels, e);
+    r.conv_head = strcmp(config_string(c, "model.roi_heads.box_head"), "4conv1fc") == 0;
+    r.conv_norm = NORM_GN;
+    r.fc_dim = (int)config_int(c, "model.roi_heads.fc_dim");
+    r.mask_dim = (int)config_int(c, "model.roi_heads.mask_dim");
+    r.batch = (int)config_int(c, "model.roi_heads.batch_size_per_image");
+    r.pos_fraction = config_float(c, "model.roi_heads.positive_fraction");
+    r.iou_thresh = (float)config_float(c, "model.roi_heads.iou_thresh");
+    r.cls_agnostic = config_bool(c, "model.roi_heads.cls_agnostic_bbox_reg");
+    r.mask_on = config_bool(c, "model.roi_heads.mask_on");
+    r.box_beta = config_float(c, "model.roi_heads.smooth_l1_beta");
+    r.coder.clamp_below = strcmp(config_string(c, "model.box_decode_clamp"), "mmdet") == 0;
+    r.classifier = strcmp(config_string(c, "loss.classifier"), "normed") == 0 ? LOSS_CLASSIFIER_NORMED
+                                                                              : LOSS_CLASSIFIER_LINEAR;
+    loss_params *p = &r.loss_params;
+    p->federated_num_classes = (int)config_int(c, "loss.federated.num_classes");
+    p->federated_freq_power = config_float(c, "loss.federated.freq_weight_power");
+    p->seesaw_p = config_float(c, "loss.seesaw.p"), p->seesaw_q = config_float(c, "loss.seesaw.q");
+    p->seesaw_eps = config_float(c, "loss.seesaw.eps");
+    p->loce_alpha = config_float(c, "loss.loce.alpha"), p->loce_bg_score = config_float(c, "loss.loce.bg_score");
+    p->loce_queue_size = (int)config_int(c, "loss.loce.queue_size");
+    int64_t nc = config_int(c, "model.roi_heads.num_classes");
+    if (nc != K) FAIL("model.roi_heads.num_classes is %lld but the data set has %d categories", (long long)nc, K);
+    if (r.fc_dim < 1 || r.fc_dim > 65536) FAIL("model.roi_heads.fc_dim %d: expected 1..65536", r.fc_dim);
+    if (r.mask_dim < 1 || r.mask_dim > 4096) FAIL("model.roi_heads.mask_dim %d: expected 1..4096", r.mask_dim);
+    if (r.conv_head && channels % (channels < 32 ? channels : 32))
+        FAIL("model.roi_heads.box_head 4conv1fc: GN needs the %d FPN channels divisible by 32", channels);
+    if (r.batch < 1 || r.batch > MATCH_MAX_BATCH)
+        FAIL("model.roi_heads.batch_size_per_image %d: expected 1..%d", r.batch, MATCH_MAX_BATCH);
+    if (!(r.pos_fraction > 0 && r.pos_fraction <= 1))
+        FAIL("model.roi_heads.positive_fraction %g: expected (0, 1]", r.pos_fraction);
+    if (!(r.iou_thresh > 0 && r.iou_thresh <= 1)) FAIL("model.roi_heads.iou_thresh %g: expected (0, 1]", (double)r.iou_thresh);
+    if (!(r.box_beta >= 0 && r.box_beta < 100)) FAIL("model.roi_heads.smooth_l1_beta %g: expected >= 0", r.box_beta);
+    *out = r;
+    return 0;
+}

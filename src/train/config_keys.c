@@ -44,11 +44,16 @@ const config_key config_keys[] = {
     {"model.roi_heads.iou_thresh", CFG_FLOAT, "0.5", "RoI-to-GT IoU for foreground", NULL},
     {"model.roi_heads.cls_agnostic_bbox_reg", CFG_BOOL, "false", "one box regressor for all classes", NULL},
     {"model.roi_heads.mask_on", CFG_BOOL, "true", "train and predict masks", NULL},
+    {"model.roi_heads.box_head", CFG_ENUM, "\"2fc\"", "box head: 2fc | 4conv1fc (4 conv 3x3 + GN, then one fc)",
+     "2fc|4conv1fc"},
+    {"model.roi_heads.fc_dim", CFG_INT, "1024", "box head fc width", NULL},
+    {"model.roi_heads.mask_dim", CFG_INT, "256", "mask head conv width", NULL},
+    {"model.roi_heads.smooth_l1_beta", CFG_FLOAT, "0.0", "box regression: smooth-L1 beta, 0 = L1 (d2; mmdet cascade 1.0)",
+     NULL},
     /* loss */
     {"loss.cls", CFG_ENUM, "\"ce\"", "classification loss (the loss table, src/loss): ce | federated | seesaw | loce | ecm",
      "ce|federated|seesaw|loce|ecm"},
     {"loss.classifier", CFG_ENUM, "\"linear\"", "box classifier: linear | normed (NormedLinear, tau 20)", "linear|normed"},
-    {"loss.box", CFG_ENUM, "\"smooth_l1\"", "box regression loss: smooth_l1 | l1", "smooth_l1|l1"},
     {"loss.federated.num_classes", CFG_INT, "50", "classes sampled per step (Federated loss)", NULL},
     {"loss.federated.freq_weight_power", CFG_FLOAT, "0.5", "sampling weight = image_count ^ power", NULL},
     {"loss.seesaw.p", CFG_FLOAT, "0.8", "mitigation exponent (Seesaw)", NULL},
@@ -110,7 +115,8 @@ const config_key config_keys[] = {
     /* eval */
     {"eval.period", CFG_INT, "0", "iterations between evaluations (0: at the end only)", NULL},
     {"eval.max_dets", CFG_INT, "300", "detections per image", NULL},
-    {"eval.score_thresh", CFG_FLOAT, "0.0001", "detections below this score are dropped", NULL},
+    {"eval.score_thresh", CFG_FLOAT, "0.0001", "detections must score above this (LVIS: 1e-4)", NULL},
+    {"eval.nms_thresh", CFG_FLOAT, "0.5", "per-class NMS IoU at inference", NULL},
     {"eval.subset", CFG_INT, "0", "evaluate on the first N images only (0: all)", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };

@@ -14,6 +14,7 @@
 #include "train/config.h"
 #include "train/optim.h"
 #include "train/tiny_model.h"
+#include "model/detector.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +45,12 @@ typedef struct run {
     lvis_data data;
     loader *ld;
     runtime rt;
+    int tiny;                 /* model.arch = tiny (else the detector) */
     tiny_model model;
+    detector det;
+    int det_ready;
+    tensor **params;          /* the model's tensors for the optimizer and checkpoints */
+    int n_params;
     param_group pg;
     sgd_config sgd;
     lr_schedule sched;
@@ -173,7 +179,7 @@ static int setup_solver(run *r, char *err, size_t errn) {
     const char *tr[64], *fr[64];
     int nt = config_string_list(c, "solver.trainable", tr, 64), nf = config_string_list(c, "solver.frozen", fr, 64);
     if (nt > 64 || nf > 64) return snprintf(err, errn, "solver.trainable/frozen: at most 64 patterns"), -1;
-    if (param_group_init(&r->pg, r->model.params, 4, &r->sgd, tr, nt, fr, nf, err, errn)) return -1;
+    if (param_group_init(&r->pg, r->params, r->n_params, &r->sgd, tr, nt, fr, nf, err, errn)) return -1;
     /* the length: iterations, or epochs of the sampler (mmdet counts RFS epochs) */
     double epochs = config_float(c, "solver.epochs");
     int64_t per_epoch = 0;
@@ -192,24 +198,38 @@ static int setup_solver(run *r, char *err, size_t errn) {
     return 0;
 }
 
-/* One line per logged iteration to stdout/log.txt and one JSON object to metrics.jsonl. */
-static void log_iteration(run *r, double loss, double lr, double iter_s, double data_s, double t_start, int64_t it0) {
+/* One line per logged iteration to stdout/log.txt and one JSON object to metrics.jsonl:
+ * the total and every named term of the step. */
+static void log_iteration(run *r, double loss, int n_terms, const char *const *names, const double *values, double lr,
+                          double iter_s, double data_s, double t_start, int64_t it0) {
     double done = (double)(r->iter + 1 - it0), left = (double)(r->max_iter - r->iter - 1);
     double eta = done > 0 ? (now_s() - t_start) / done * left : 0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double mem_mb = ru.ru_maxrss / 1024.0;
-    say(r, "iter %lld/%lld  eta %02d:%02d:%02d  total_loss %.4f  loss_cls %.4f  lr %.6g  time %.3f  data_time %.3f  "
-           "max_mem %.0fM\n",
-        (long long)(r->iter + 1), (long long)r->max_iter, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60), loss,
-        loss, lr, iter_s, data_s, mem_mb);
+    char terms[512] = "";
+    int o = 0;
+    for (int i = 0; i < n_terms && o < (int)sizeof terms - 64; i++)
+        o += snprintf(terms + o, sizeof terms - (size_t)o, "  %s %.4f", names[i], values[i]);
+    say(r, "iter %lld/%lld  eta %02d:%02d:%02d  total_loss %.4f%s  lr %.6g  time %.3f  data_time %.3f  max_mem %.0fM\n",
+        (long long)(r->iter + 1), (long long)r->max_iter, (int)(eta / 3600), (int)fmod(eta / 60, 60), (int)fmod(eta, 60),
+        loss, terms, lr, iter_s, data_s, mem_mb);
     if (r->metrics) {
-        fprintf(r->metrics,
-                "{\"iteration\": %lld, \"total_loss\": %.17g, \"loss_cls\": %.17g, \"lr\": %.17g, \"time\": %.6f, "
-                "\"data_time\": %.6f, \"eta_seconds\": %.1f, \"max_mem\": %.0f}\n",
-                (long long)r->iter, loss, loss, lr, iter_s, data_s, eta, mem_mb);
+        fprintf(r->metrics, "{\"iteration\": %lld, \"total_loss\": %.17g", (long long)r->iter, loss);
+        for (int i = 0; i < n_terms; i++) fprintf(r->metrics, ", \"%s\": %.17g", names[i], values[i]);
+        fprintf(r->metrics, ", \"lr\": %.17g, \"time\": %.6f, \"data_time\": %.6f, \"eta_seconds\": %.1f, \"max_mem\": %.0f}\n",
+                lr, iter_s, data_s, eta, mem_mb);
         fflush(r->metrics);
     }
+}
+
+/* A [1] loss tensor's value on the host. */
+static double scalar(const tensor *t) {
+    if (t->device == DEVICE_CPU) return t->dtype == DTYPE_F64 ? tensor_f64(t)[0] : (double)tensor_f32(t)[0];
+    float v;
+    tensor h = tensor_view(&v, DTYPE_F32, DEVICE_CPU, TSHAPE(1));
+    tensor_copy(&h, t);
+    return v;
 }
 
 static int loop(run *r, char *err, size_t errn) {
@@ -225,13 +245,25 @@ static int loop(run *r, char *err, size_t errn) {
         const loader_batch *b = loader_next(r->ld, err, errn);
         if (!b) return -1;
         double data_s = loader_get_counts(r->ld)->last_wait_s;
-        double lr = lr_at(&r->sched, r->iter), loss = 0;
-        tensor *l = tiny_model_loss(&r->model, &r->rt, b);
+        double lr = lr_at(&r->sched, r->iter), loss = 0, values[DETECTOR_MAX_TERMS];
+        const char *names[DETECTOR_MAX_TERMS];
+        int n_terms = 0;
+        tensor *l;
+        if (r->tiny) {
+            l = tiny_model_loss(&r->model, &r->rt, b);
+            if (l) names[0] = "loss_cls", values[0] = scalar(l), n_terms = 1;
+        } else {
+            detector_losses dl = detector_train_forward(&r->rt, &r->det, b, (uint64_t)config_int(&r->cfg, "train.seed"),
+                                                        (uint64_t)r->iter);
+            l = dl.total;
+            for (int i = 0; i < dl.n; i++) names[i] = dl.name[i], values[i] = scalar(dl.term[i]);
+            n_terms = dl.n;
+        }
         if (l) {
-            loss = (double)tensor_f32(l)[0];
+            loss = scalar(l);
             if (!isfinite(loss) && !bad) {
                 bad = 1;
-                int n = snprintf(bad_what, sizeof bad_what, "loss_cls = %g at iteration %lld (batch %lld, image ids", loss,
+                int n = snprintf(bad_what, sizeof bad_what, "total_loss = %g at iteration %lld (batch %lld, image ids", loss,
                                  (long long)r->iter, (long long)b->index);
                 for (int k = 0; k < b->n && n < (int)sizeof bad_what - 24; k++)
                     n += snprintf(bad_what + n, sizeof bad_what - (size_t)n, " %lld", (long long)r->data.imgs[b->img[k].index].id);
@@ -248,7 +280,7 @@ static int loop(run *r, char *err, size_t errn) {
             return snprintf(err, errn, "non-finite %s; stopped (the last good checkpoint is kept)", bad_what), -1;
         if (bad && skip_nan) say(r, "warning: skipped the update of a non-finite %s\n", bad_what), bad = 0;
         if ((r->iter + 1) % log_period == 0 || r->iter + 1 == r->max_iter)
-            log_iteration(r, loss, lr, now_s() - t0, data_s, t_start, it0);
+            log_iteration(r, loss, n_terms, names, values, lr, now_s() - t0, data_s, t_start, it0);
         int64_t next = r->iter + 1;
         if (ck_period > 0 && next % ck_period == 0 && next < r->max_iter) {
             char name[64];
@@ -327,19 +359,30 @@ int train_main(int argc, char **argv) {
     char *text = config_to_json(&r.cfg);
     say(&r, "resolved config (saved as %s):\n%s\n", saved_cfg, text);
     free(text);
-    if (strcmp(config_string(&r.cfg, "model.arch"), "tiny")) {
-        fprintf(stderr, "error: model.arch %s is not trainable yet (the detectors come with the next issues); "
-                        "model.arch=tiny trains the small test model\n",
-                config_string(&r.cfg, "model.arch"));
+    const char *arch = config_string(&r.cfg, "model.arch");
+    r.tiny = !strcmp(arch, "tiny");
+    if (!r.tiny && strcmp(arch, "mask_rcnn")) {
+        fprintf(stderr, "error: model.arch %s is not trainable yet (cascade comes with a later issue); mask_rcnn and "
+                        "tiny are\n",
+                arch);
         goto done;
     }
     runtime_config rc_cfg = runtime_config_default();
-    rc_cfg.device = "cpu"; /* the tiny model is CPU-only */
+    rc_cfg.device = r.tiny ? "cpu" : config_string(&r.cfg, "train.device"); /* the tiny model is CPU-only */
     rc_cfg.threads = (int)config_int(&r.cfg, "train.threads");
     runtime_init(&r.rt, &rc_cfg);
     rt_ready = 1;
     if (setup_data(&r, err, sizeof err)) goto fail;
-    tiny_model_init(&r.model, &r.rt, r.data.n_cat, (uint64_t)config_int(&r.cfg, "train.seed"));
+    if (r.tiny) {
+        tiny_model_init(&r.model, &r.rt, r.data.n_cat, (uint64_t)config_int(&r.cfg, "train.seed"));
+        r.params = r.model.params, r.n_params = 4;
+    } else {
+        detector_config dc;
+        if (detector_config_from(&r.cfg, r.data.n_cat, &dc, err, sizeof err)) goto fail;
+        detector_init(&r.det, &dc, NULL, DTYPE_F32, r.rt.device);
+        r.det_ready = 1;
+        r.params = r.det.tensors, r.n_params = r.det.n_tensors;
+    }
     if (setup_solver(&r, err, sizeof err)) goto fail;
     const char *weights = config_string(&r.cfg, "model.weights");
     char report[2048] = "";
@@ -375,6 +418,7 @@ fail:
 done:
     if (r.pg.params) param_group_free(&r.pg);
     if (r.model.params[0]) tiny_model_free(&r.model);
+    if (r.det_ready) detector_free(&r.det);
     if (r.ld) loader_free(r.ld);
     if (r.data.cats) lvis_free(&r.data);
     if (rt_ready) runtime_free(&r.rt);
