@@ -72,6 +72,7 @@ int model_roi_heads_config(const config *c, int K, int channels, roi_heads_confi
     r.conv_norm = NORM_GN;
     r.fc_dim = (int)config_int(c, "model.roi_heads.fc_dim");
     r.mask_dim = (int)config_int(c, "model.roi_heads.mask_dim");
+    r.mask_normed = strcmp(config_string(c, "model.roi_heads.mask_predictor"), "normed") == 0;
     r.batch = (int)config_int(c, "model.roi_heads.batch_size_per_image");
     r.pos_fraction = config_float(c, "model.roi_heads.positive_fraction");
     r.iou_thresh = (float)config_float(c, "model.roi_heads.iou_thresh");

@@ -99,6 +99,8 @@ void roi_heads_free(roi_heads *h) {
 
 /* ---- forward pieces ------------------------------------------------------------------ */
 
+static tensor *upload_i(runtime *rt, device dev, const int32_t *v, int n);
+
 static tensor *box_features(runtime *rt, const roi_heads *h, tensor *const *feats, tensor *rois) {
     roi_align_args a = {BOX_POOL, BOX_POOL, 0, 1};
     tensor *x = op_roi_align_fpn(rt, feats, rois, &a);
@@ -122,7 +124,18 @@ static tensor *mask_logits(runtime *rt, const roi_heads *h, tensor *const *feats
     tensor *x = op_roi_align_fpn(rt, feats, rois, &a);
     for (int i = 0; i < 4; i++) x = op_relu(rt, nn_conv_forward(rt, &h->mask_fcn[i], x));
     x = op_relu(rt, op_deconv2x2(rt, x, (tensor *)&h->deconv.w, (tensor *)&h->deconv.b));
-    return op_class_conv1x1(rt, x, (tensor *)&h->predictor.w, (tensor *)&h->predictor.b, cls);
+    if (!h->cfg.mask_normed) return op_class_conv1x1(rt, x, (tensor *)&h->predictor.w, (tensor *)&h->predictor.b, cls);
+    /* NormedConv2d: all K channels, then each pixel's RoI class (idx repeated per pixel) */
+    int F = x->shape[0], P = x->shape[1] * x->shape[2], K = h->cfg.K;
+    tensor *y = op_normed_conv1x1(rt, x, (tensor *)&h->predictor.w, (tensor *)&h->predictor.b, NORMED_TAU, NORMED_EPS);
+    y = runtime_reshape(rt, y, TSHAPE(F * P, K));
+    tensor *hc = runtime_tensor(rt, DEVICE_CPU, DTYPE_I32, TSHAPE(F));
+    tensor_copy(hc, cls);
+    int32_t *pix = arena_alloc(&rt->host, (size_t)F * P * sizeof *pix);
+    for (int r = 0; r < F; r++)
+        for (int i = 0; i < P; i++) pix[(int64_t)r * P + i] = tensor_i32(hc)[r];
+    tensor *g = op_gather_group(rt, y, upload_i(rt, cls->device, pix, F * P), 1);
+    return runtime_reshape(rt, g, TSHAPE(F, x->shape[1], x->shape[2], 1));
 }
 
 /* A step tensor of `dt` on `dev` holding n host floats. */

@@ -19,7 +19,8 @@
  *   against encode(proposal -> matched GT) with weights (10, 10, 5, 5), fg rows only, summed
  *   and divided by R (all sampled rows, d2).
  * Mask branch on the fg rows: RoIAlign 14×14 -> 4 × (conv 3×3 + ReLU) -> deconv 2×2 s2 +
- *   ReLU -> the 1×1 predictor evaluated only for the GT class channel (op_class_conv1x1)
+ *   ReLU -> the 1×1 predictor evaluated only for the GT class channel (op_class_conv1x1; the
+ *   NormedConv2d predictor computes every channel, op_normed_conv1x1, and gathers that one)
  *   -> BCE with logits against the 28×28 polygon targets of the matched GT on the
  *   proposal box (mask_targets_cpu), averaged over N_fg·28·28. No fg row: no mask term
  *   (its value 0, d2's 0·Σ logits has no gradient either).
@@ -58,6 +59,8 @@ typedef struct roi_heads_config {
     double box_weight;      /* 1 */
     int mask_on;
     int mask_dim;           /* 256 */
+    int mask_normed;        /* predictor NormedConv2d (τ 20, ε 1e-6; ECM recipes): all K channels
+                               are computed, then the class channel is gathered */
     const loss_entry *loss; /* the classification loss (loss.cls) */
     loss_params loss_params;
     int classifier;         /* -1: the entry's default, else LOSS_CLASSIFIER_* */

@@ -48,6 +48,8 @@ const config_key config_keys[] = {
      "2fc|4conv1fc"},
     {"model.roi_heads.fc_dim", CFG_INT, "1024", "box head fc width", NULL},
     {"model.roi_heads.mask_dim", CFG_INT, "256", "mask head conv width", NULL},
+    {"model.roi_heads.mask_predictor", CFG_ENUM, "\"conv\"",
+     "mask predictor: conv (1x1) | normed (NormedConv2d, tau 20: the ECM recipes)", "conv|normed"},
     {"model.roi_heads.smooth_l1_beta", CFG_FLOAT, "0.0", "box regression: smooth-L1 beta, 0 = L1 (d2; mmdet cascade 1.0)",
      NULL},
     /* loss */
