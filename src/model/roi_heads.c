@@ -181,7 +181,7 @@ static void sample_image(runtime *rt, const roi_heads *h, const roi_image *im, i
                          roi_rows *o) {
     arena *ar = &rt->host;
     int P = im->n_prop, G = im->n_gt, A = P + G, K = h->cfg.K;
-    CHECK(A > 0, "roi_heads: image %d has neither proposals nor GT boxes", n);
+    if (A == 0) return; /* no proposal survived and no GT: the image adds no row */
     float *cand = arena_alloc(ar, (size_t)A * 16);
     if (P) memcpy(cand, im->proposals, (size_t)P * 16);
     if (G) memcpy(cand + 4 * P, im->gt_box, (size_t)G * 16);
@@ -257,7 +257,7 @@ roi_losses roi_heads_train(runtime *rt, roi_heads *h, tensor *const *feats, cons
         int a = imgs[n].n_prop + imgs[n].n_gt;
         max_rows += a < h->cfg.batch ? a : h->cfg.batch;
     }
-    CHECK(max_rows > 0, "roi_heads: a batch of %d images without a single candidate box", N);
+    if (max_rows == 0) return out; /* no candidate box in the whole batch: no RoI loss terms */
     roi_rows o;
     memset(&o, 0, sizeof o);
     size_t M2 = MASK_TARGET_SIZE * MASK_TARGET_SIZE;

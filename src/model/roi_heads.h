@@ -102,7 +102,8 @@ typedef struct roi_losses {
     int bad_mask_targets;   /* fg rows whose polygon could not be rasterised (target 0) */
 } roi_losses;
 
-/* feats: P2..P5 [N, H_l, W_l, C]. Records on the tape. */
+/* feats: P2..P5 [N, H_l, W_l, C]. Records on the tape. A batch without a single candidate
+ * (no proposal, no GT) gives no terms (cls.n = 0, box_reg and mask NULL). */
 roi_losses roi_heads_train(runtime *rt, roi_heads *h, tensor *const *feats, const roi_image *imgs, int N,
                            uint64_t seed, uint64_t step);
 
